@@ -1,0 +1,5 @@
+import sys
+
+from heatrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sets: synthetic sequences with exact ground truth."""

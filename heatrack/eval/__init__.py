@@ -1,0 +1,1 @@
+"""Metrics: tracking (TrackEval), later detection and re-identification."""

@@ -1,0 +1,1 @@
+"""Readers and writers: MOTChallenge files, frame sources, the decoded-frame cache."""
