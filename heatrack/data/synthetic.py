@@ -123,14 +123,15 @@ def _draw_person(
 
 def render(cfg: SyntheticConfig = SyntheticConfig()) -> SyntheticSequence:
     """Render a sequence; the same config (and seed) always gives the same pixels and gt."""
-    rng = np.random.default_rng(cfg.seed)
+    # Separate streams, so turning jitter on keeps the same people on the same paths.
+    walker_rng, background_rng, camera_rng = (np.random.default_rng([cfg.seed, k]) for k in range(3))
     margin = int(np.ceil(6 * cfg.camera_jitter * np.sqrt(cfg.length))) + 2 if cfg.camera_jitter else 0
-    background = _background(cfg, rng, margin)
-    walkers = _make_walkers(cfg, rng)
+    background = _background(cfg, background_rng, margin)
+    walkers = _make_walkers(cfg, walker_rng)
 
     offsets = np.zeros((cfg.length, 2))
     if cfg.camera_jitter:
-        steps = rng.normal(0, cfg.camera_jitter, (cfg.length, 2))
+        steps = camera_rng.normal(0, cfg.camera_jitter, (cfg.length, 2))
         offsets = np.clip(np.cumsum(steps, axis=0), -margin + 1, margin - 1)
 
     frames, rows = [], []

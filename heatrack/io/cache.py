@@ -148,7 +148,8 @@ def _truncate(path: Path, rows: int) -> None:
     kept = path.with_suffix(".tmp.npy")
     out = np.lib.format.open_memmap(kept, mode="w+", dtype=np.uint8, shape=(rows, *full.shape[1:]))
     for start in range(0, rows, 64):
-        out[start : start + 64] = full[start : start + 64]
+        end = min(start + 64, rows)
+        out[start:end] = full[start:end]
     out.flush()
     del out, full
     os.replace(kept, path)

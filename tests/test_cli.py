@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from heatrack import __version__
+from heatrack.cli import build_parser, main
+from heatrack.io.mot import write_results
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_every_subcommand_has_help(capsys):
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"eval", "synth"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert "usage: heatrack " + name in capsys.readouterr().out
+
+
+def test_synth_then_eval_writes_table_and_json(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "gt"), "--frames", "12", "--people", "3"]) == 0
+    from heatrack.io.mot import read_gt
+
+    gt = read_gt(tmp_path / "gt" / "SYNTH-01" / "gt" / "gt.txt")
+    write_results(tmp_path / "res" / "SYNTH-01.txt", gt.frames, gt.ids, gt.xywh, np.ones(len(gt)))
+    out_json = tmp_path / "m.json"
+    code = main(["eval", "--gt", str(tmp_path / "gt"), "--results", str(tmp_path / "res"),
+                 "--json", str(out_json)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "SYNTH-01" in text and "COMBINED" in text and "HOTA" in text
+    data = json.loads(out_json.read_text())
+    assert data["metrics"]["SYNTH-01"]["HOTA"] == pytest.approx(100.0)
+
+
+def test_malformed_result_file_is_one_clear_line(tmp_path, capsys):
+    main(["synth", str(tmp_path / "gt"), "--frames", "5", "--people", "2"])
+    bad = tmp_path / "res" / "SYNTH-01.txt"
+    bad.parent.mkdir()
+    bad.write_text("1,1,1,2,3,4,1,-1,-1,-1\n2,1,1,2,x,4,1,-1,-1,-1\n")
+    code = main(["eval", "--gt", str(tmp_path / "gt"), "--results", str(bad.parent)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{bad}:2: not a number" in err and "Traceback" not in err
+
+
+def test_console_script_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "heatrack", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "eval" in out.stdout
