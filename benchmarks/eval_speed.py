@@ -40,15 +40,35 @@ def run_trackeval(gt_root: Path, results: Path, seqs: list[str]) -> tuple[dict, 
             os.symlink((results / f"{s}.txt").resolve(), tr / f"{s}.txt")
         start = time.perf_counter()
         eval_cfg = trackeval.Evaluator.get_default_eval_config()
-        eval_cfg.update({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
-                         "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
-                         "PRINT_ONLY_COMBINED": True, "TIME_PROGRESS": False})
+        eval_cfg.update(
+            {
+                "USE_PARALLEL": False,
+                "PRINT_RESULTS": False,
+                "PRINT_CONFIG": False,
+                "OUTPUT_SUMMARY": False,
+                "OUTPUT_DETAILED": False,
+                "PLOT_CURVES": False,
+                "PRINT_ONLY_COMBINED": True,
+                "TIME_PROGRESS": False,
+            }
+        )
         ds_cfg = trackeval.datasets.MotChallenge2DBox.get_default_dataset_config()
-        ds_cfg.update({"GT_FOLDER": str(tmp / "gt"), "TRACKERS_FOLDER": str(tmp / "trackers"),
-                       "BENCHMARK": "MOT17", "SPLIT_TO_EVAL": "train", "PRINT_CONFIG": False})
+        ds_cfg.update(
+            {
+                "GT_FOLDER": str(tmp / "gt"),
+                "TRACKERS_FOLDER": str(tmp / "trackers"),
+                "BENCHMARK": "MOT17",
+                "SPLIT_TO_EVAL": "train",
+                "PRINT_CONFIG": False,
+            }
+        )
         evaluator = trackeval.Evaluator(eval_cfg)
         dataset = trackeval.datasets.MotChallenge2DBox(ds_cfg)
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
+        metrics = [
+            trackeval.metrics.HOTA(),
+            trackeval.metrics.CLEAR(),
+            trackeval.metrics.Identity(),
+        ]
         res, _ = evaluator.evaluate([dataset], metrics)
         elapsed = time.perf_counter() - start
     seq_res = res["MotChallenge2DBox"]["ext"]
@@ -71,8 +91,19 @@ def run_heatrack(gt_root: Path, results: Path) -> tuple[dict, float]:
         out = Path(tmp) / "m.json"
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "heatrack", "eval", "--gt", str(gt_root),
-             "--results", str(results), "--json", str(out), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "heatrack",
+                "eval",
+                "--gt",
+                str(gt_root),
+                "--results",
+                str(results),
+                "--json",
+                str(out),
+                "--quiet",
+            ],
             check=True,
         )
         elapsed = time.perf_counter() - start
@@ -80,7 +111,9 @@ def run_heatrack(gt_root: Path, results: Path) -> tuple[dict, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--gt", type=Path, default=Path("../shared/data/MOT17/train"))
     ap.add_argument("--results", type=Path, default=Path("../shared/data/trackers/Lif_T"))
     ap.add_argument("--repeat", type=int, default=3)
@@ -92,11 +125,19 @@ def main() -> None:
         te_times.append(t)
         ht, t = run_heatrack(args.gt, args.results)
         ht_times.append(t)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
     print(f"sequences: {', '.join(seqs)}")
-    print(f"TrackEval pipeline (in-process, no plots/files): best {min(te_times):.2f} s of {args.repeat}")
-    print(f"heatrack eval (whole CLI process, incl. start-up): best {min(ht_times):.2f} s of {args.repeat}")
+    print(
+        f"TrackEval pipeline (in-process, no plots/files): best {min(te_times):.2f} s"
+        f" of {args.repeat}"
+    )
+    print(
+        f"heatrack eval (whole CLI process, incl. start-up): best {min(ht_times):.2f} s"
+        f" of {args.repeat}"
+    )
     print(f"{'sequence':<12}{'metric':>8}{'TrackEval':>12}{'heatrack':>12}")
     worst = 0.0
     for seq, vals in te.items():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from heatrack import __version__
 
@@ -27,12 +30,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_track(args: argparse.Namespace) -> int:
+    from heatrack.config import load_config
+    from heatrack.io.mot import write_results
+    from heatrack.pipeline import detections_file, find_sequence_folders, track_public_detections
+    from heatrack.tracking.tracker import TrackerConfig
+
+    config = load_config(TrackerConfig, args.config, section="tracker")
+    if args.camera_motion:
+        config = dataclasses.replace(config, camera_motion=True)
+    folders = find_sequence_folders(args.source)
+    for folder in folders:
+        det_path = detections_file(args.detections, folder.name, many=len(folders) > 1)
+        name, rows = track_public_detections(
+            folder, det_path, config, interpolate_gap=args.interpolate, smooth_sigma=args.smooth
+        )
+        out = args.output / f"{name}.txt"
+        write_results(out, rows.frames, rows.ids, rows.xywh, rows.conf)
+        print(f"{name}: {len(np.unique(rows.ids))} tracks, {len(rows)} boxes -> {out}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
 
     cfg = SyntheticConfig(
-        name=args.name, length=args.frames, num_people=args.people, seed=args.seed,
-        camera_jitter=args.camera_jitter, width=args.width, height=args.height,
+        name=args.name,
+        length=args.frames,
+        num_people=args.people,
+        seed=args.seed,
+        camera_jitter=args.camera_jitter,
+        width=args.width,
+        height=args.height,
     )
     folder = write_sequence(render(cfg), Path(args.output) / cfg.name, video=args.video)
     print(f"wrote {folder}")
@@ -54,15 +83,63 @@ def build_parser() -> argparse.ArgumentParser:
         "<GT>/<seq>/gt/gt.txt with TrackEval, per sequence and combined. Works on "
         "img1/ and video-backed sequences and on MOT15 gt; no seqmap files needed.",
     )
-    p.add_argument("--gt", required=True, type=Path,
-                   help="ground-truth root (folders <seq>/gt/gt.txt) or one sequence folder")
+    p.add_argument(
+        "--gt",
+        required=True,
+        type=Path,
+        help="ground-truth root (folders <seq>/gt/gt.txt) or one sequence folder",
+    )
     p.add_argument("--results", required=True, type=Path, help="folder of <seq>.txt result files")
     p.add_argument("--seqs", nargs="+", help="only these sequences (default: all with results)")
-    p.add_argument("--benchmark", choices=["MOT15", "MOT17", "MOT20"],
-                   help="preprocessing to apply (default: from the gt format)")
+    p.add_argument(
+        "--benchmark",
+        choices=["MOT15", "MOT17", "MOT20"],
+        help="preprocessing to apply (default: from the gt format)",
+    )
     p.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "track",
+        help="track pedestrians in a sequence from given detections (public-detection mode)",
+        description="Run the tracker on MOTChallenge detections and write <OUTPUT>/<seq>.txt. "
+        "SOURCE is a sequence folder (seqinfo.ini) or a benchmark root of them. No images are "
+        "read unless --camera-motion is on.",
+    )
+    p.add_argument("source", type=Path, help="sequence folder or a root of sequence folders")
+    p.add_argument(
+        "--detections",
+        required=True,
+        type=Path,
+        help="det.txt for one sequence, or a folder of <seq>.txt or <seq>/det/det.txt",
+    )
+    p.add_argument("--output", required=True, type=Path, help="folder for <seq>.txt results")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML with a 'tracker:' section of TrackerConfig keys (default: built-in)",
+    )
+    p.add_argument(
+        "--camera-motion",
+        action="store_true",
+        help="compensate camera motion estimated from the frames (reads images)",
+    )
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="offline: fill gaps of up to FRAMES frames inside tracks (0: off)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="offline: Gaussian smoothing of interpolated tracks, in frames",
+    )
+    p.set_defaults(func=_cmd_track)
 
     p = sub.add_parser(
         "synth",

@@ -33,7 +33,7 @@ class Detections:
     """Objects found in one frame.
 
     xyxy: (N, 4) float32 pixel boxes, left, top, right, bottom.
-    scores: (N,) float32 confidence in [0, 1] (public detections may exceed it; nothing relies on it).
+    scores: (N,) float32 confidence, normally in [0, 1].
     embeddings: (N, D) float32 appearance vectors, unit length, or None.
     """
 
@@ -54,7 +54,8 @@ class Detections:
             if arr.ndim == 1 and len(row_shape) == 1 and arr.size == 0:
                 arr = arr.reshape(0, row_shape[0] or 0)
             if arr.ndim != 1 + len(row_shape) or any(
-                want is not None and got != want for got, want in zip(arr.shape[1:], row_shape)
+                want is not None and got != want
+                for got, want in zip(arr.shape[1:], row_shape, strict=False)
             ):
                 shape = ("N",) + tuple("D" if s is None else s for s in row_shape)
                 raise ValueError(

@@ -33,8 +33,17 @@ def test_synth_then_eval_writes_table_and_json(tmp_path, capsys):
     gt = read_gt(tmp_path / "gt" / "SYNTH-01" / "gt" / "gt.txt")
     write_results(tmp_path / "res" / "SYNTH-01.txt", gt.frames, gt.ids, gt.xywh, np.ones(len(gt)))
     out_json = tmp_path / "m.json"
-    code = main(["eval", "--gt", str(tmp_path / "gt"), "--results", str(tmp_path / "res"),
-                 "--json", str(out_json)])
+    code = main(
+        [
+            "eval",
+            "--gt",
+            str(tmp_path / "gt"),
+            "--results",
+            str(tmp_path / "res"),
+            "--json",
+            str(out_json),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "SYNTH-01" in text and "COMBINED" in text and "HOTA" in text
@@ -54,5 +63,7 @@ def test_malformed_result_file_is_one_clear_line(tmp_path, capsys):
 
 
 def test_console_script_runs_as_module():
-    out = subprocess.run([sys.executable, "-m", "heatrack", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "heatrack", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "eval" in out.stdout

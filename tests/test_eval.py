@@ -12,8 +12,13 @@ from .conftest import shared_data
 def rows(table, gt_format=None):
     t = np.asarray(table, dtype=float).reshape(-1, 9)
     return MotRows(
-        frames=t[:, 0].astype(np.int64), ids=t[:, 1].astype(np.int64), xywh=t[:, 2:6],
-        conf=t[:, 6], classes=t[:, 7].astype(np.int64), visibility=t[:, 8], gt_format=gt_format,
+        frames=t[:, 0].astype(np.int64),
+        ids=t[:, 1].astype(np.int64),
+        xywh=t[:, 2:6],
+        conf=t[:, 6],
+        classes=t[:, 7].astype(np.int64),
+        visibility=t[:, 8],
+        gt_format=gt_format,
     )
 
 
@@ -57,7 +62,9 @@ def test_misses_and_false_positive_known_values():
 
 def test_mot17_distractors_are_neither_rewarded_nor_punished():
     # gt: a pedestrian and a static person (class 7); the tracker boxes both.
-    gt = rows([box(f, 1, 10) for f in range(1, 4)] + [box(f, 2, 200, cls=7) for f in range(1, 4)], "mot17")
+    gt = rows(
+        [box(f, 1, 10) for f in range(1, 4)] + [box(f, 2, 200, cls=7) for f in range(1, 4)], "mot17"
+    )
     res = rows([box(f, 1, 10) for f in range(1, 4)] + [box(f, 2, 200) for f in range(1, 4)])
     m = evaluate([SequenceData("C", 3, gt, res)])["C"]
     assert (m["FP"], m["FN"]) == (0, 0) and m["MOTA"] == pytest.approx(100.0)
@@ -67,7 +74,10 @@ def test_mot17_distractors_are_neither_rewarded_nor_punished():
 
 
 def test_mot15_gt_without_classes_zero_conf_rows_ignored():
-    gt = rows([box(f, 1, 10) for f in range(1, 4)] + [box(f, 2, 200, conf=0) for f in range(1, 4)], "mot15")
+    gt = rows(
+        [box(f, 1, 10) for f in range(1, 4)] + [box(f, 2, 200, conf=0) for f in range(1, 4)],
+        "mot15",
+    )
     res = rows([box(f, 1, 10) for f in range(1, 4)])
     m = evaluate([SequenceData("D", 3, gt, res)])["D"]
     assert (m["FP"], m["FN"]) == (0, 0) and m["HOTA"] == pytest.approx(100.0)
@@ -142,5 +152,11 @@ def _gt_as_results(folder, out):
 
     gt = read_gt(folder / "gt" / "gt.txt")
     keep = gt.pedestrian_mask()
-    write_results(out / f"{folder.name}.txt", gt.frames[keep], gt.ids[keep], gt.xywh[keep], np.ones(keep.sum()))
+    write_results(
+        out / f"{folder.name}.txt",
+        gt.frames[keep],
+        gt.ids[keep],
+        gt.xywh[keep],
+        np.ones(keep.sum()),
+    )
     return out

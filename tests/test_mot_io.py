@@ -14,7 +14,9 @@ def write(tmp_path, name, text):
 
 
 def test_mot17_gt_is_parsed_as_numbers_with_classes(tmp_path):
-    p = write(tmp_path, "gt.txt", "1,1,10,20,30,40,1,1,0.8\n2,1,11,20,30,40,1,1,1\n1,2,5,5,5,5,0,7,1\n")
+    p = write(
+        tmp_path, "gt.txt", "1,1,10,20,30,40,1,1,0.8\n2,1,11,20,30,40,1,1,1\n1,2,5,5,5,5,0,7,1\n"
+    )
     gt = mot.read_gt(p)
     assert gt.gt_format == "mot17"
     assert gt.frames.dtype == np.int64 and gt.ids.dtype == np.int64 and gt.classes.dtype == np.int64
@@ -27,7 +29,9 @@ def test_mot17_gt_is_parsed_as_numbers_with_classes(tmp_path):
 
 
 def test_mot15_gt_has_no_classes_every_row_is_a_pedestrian(tmp_path):
-    p = write(tmp_path, "gt.txt", "1,9,499,158,31.03,75.17,1,-4.15,-7.35,0\n1,3,1,1,5,5,0,-1,-1,-1\n")
+    p = write(
+        tmp_path, "gt.txt", "1,9,499,158,31.03,75.17,1,-4.15,-7.35,0\n1,3,1,1,5,5,0,-1,-1,-1\n"
+    )
     gt = mot.read_gt(p)
     assert gt.gt_format == "mot15"
     assert gt.classes.tolist() == [1, 1]  # world coordinates are not taken as classes
@@ -69,7 +73,9 @@ def test_results_reject_duplicate_ids_in_a_frame(tmp_path):
 
 def test_write_results_round_trip_sorted(tmp_path):
     p = tmp_path / "out" / "SEQ.txt"
-    mot.write_results(p, [2, 1, 1], [1, 2, 1], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], [1, 0.5, 0.25])
+    mot.write_results(
+        p, [2, 1, 1], [1, 2, 1], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], [1, 0.5, 0.25]
+    )
     back = mot.read_results(p)
     assert back.frames.tolist() == [1, 1, 2] and back.ids.tolist() == [1, 2, 1]
     np.testing.assert_allclose(back.xywh[0], [9, 10, 11, 12])
@@ -94,12 +100,16 @@ def test_seqinfo_round_trip_and_errors(tmp_path):
     info = mot.SeqInfo("S", 12, 640, 480, 25.0, "img1", ".jpg")
     mot.write_seqinfo(tmp_path, info)
     assert mot.read_seqinfo(tmp_path) == info
-    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nname=S\nseqLength=ten\nimWidth=1\nimHeight=1\n")
+    (tmp_path / "seqinfo.ini").write_text(
+        "[Sequence]\nname=S\nseqLength=ten\nimWidth=1\nimHeight=1\n"
+    )
     with pytest.raises(MotFormatError, match="seqinfo.ini"):
         mot.read_seqinfo(tmp_path)
 
 
 def test_by_frame_groups_rows(tmp_path):
-    gt = mot.read_gt(write(tmp_path, "gt.txt", "3,1,0,0,1,1,1,1,1\n1,1,0,0,1,1,1,1,1\n3,2,0,0,1,1,1,1,1\n"))
+    gt = mot.read_gt(
+        write(tmp_path, "gt.txt", "3,1,0,0,1,1,1,1,1\n1,1,0,0,1,1,1,1,1\n3,2,0,0,1,1,1,1,1\n")
+    )
     groups = [(f, r.ids.tolist()) for f, r in gt.by_frame()]
     assert groups == [(1, [1]), (3, [1, 2])]

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+from heatrack.data.synthetic import write_sequence
 from heatrack.io.cache import FrameCache
 from heatrack.io.mot import SeqInfo, write_seqinfo
 from heatrack.io.sources import (

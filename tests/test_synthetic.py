@@ -14,8 +14,10 @@ def test_gt_boxes_are_tight_around_the_drawn_person():
     # One person, no pillar: every box edge touches non-background pixels.
     cfg = SyntheticConfig(num_people=1, crossing_pair=False, pillar_x=None, length=30, seed=5)
     seq = render(cfg)
-    bg = render(SyntheticConfig(num_people=0, crossing_pair=False, pillar_x=None, length=30, seed=5))
-    for (f, r) in list(seq.gt.by_frame())[:10]:
+    bg = render(
+        SyntheticConfig(num_people=0, crossing_pair=False, pillar_x=None, length=30, seed=5)
+    )
+    for f, r in list(seq.gt.by_frame())[:10]:
         x, y, w, h = r.xywh[0].astype(int)
         if x < 0 or y < 0 or x + w > cfg.width or y + h > cfg.height:
             continue
@@ -38,8 +40,13 @@ def test_scene_covers_occlusion_entries_exits_and_scale(synth_seq):
 def test_crossing_pair_occludes_each_other(synth_seq):
     gt = synth_seq.gt
     both = np.intersect1d(gt.frames[gt.ids == 1], gt.frames[gt.ids == 2])
-    dx = [abs(gt.xywh[(gt.ids == 1) & (gt.frames == f), 0][0] - gt.xywh[(gt.ids == 2) & (gt.frames == f), 0][0])
-          for f in both]
+    dx = [
+        abs(
+            gt.xywh[(gt.ids == 1) & (gt.frames == f), 0][0]
+            - gt.xywh[(gt.ids == 2) & (gt.frames == f), 0][0]
+        )
+        for f in both
+    ]
     assert min(dx) < 10  # they meet
 
 
@@ -59,4 +66,6 @@ def test_written_folder_reads_back(tmp_path, synth_seq):
     folder = write_sequence(synth_seq, tmp_path / "X")
     gt = read_gt(folder / "gt" / "gt.txt")
     assert gt.gt_format == "mot17" and len(gt) == len(synth_seq.gt)
-    np.testing.assert_allclose(gt.xywh, synth_seq.gt.xywh[np.lexsort((synth_seq.gt.ids, synth_seq.gt.frames))], atol=0.01)
+    np.testing.assert_allclose(
+        gt.xywh, synth_seq.gt.xywh[np.lexsort((synth_seq.gt.ids, synth_seq.gt.frames))], atol=0.01
+    )

@@ -91,8 +91,13 @@ def _person_height(cfg: SyntheticConfig, foot_y: float) -> float:
 
 
 def _draw_person(
-    canvas: np.ndarray, mask: np.ndarray, cx: float, foot: float, hh: float,
-    colors: tuple, gait: float,
+    canvas: np.ndarray,
+    mask: np.ndarray,
+    cx: float,
+    foot: float,
+    hh: float,
+    colors: tuple,
+    gait: float,
 ) -> None:
     """Draw a person of height ``hh`` with feet at (cx, foot); mark their pixels in ``mask``."""
     head_c, torso_c, legs_c = colors
@@ -103,10 +108,30 @@ def _draw_person(
     shapes = []
     shapes.append(("circle", (cx, foot - hh + head_r), head_r, head_c))
     shapes.append(("rect", (cx - half_w, torso_top, cx + half_w, torso_bot), legs_c, torso_c))
-    shapes.append(("poly", [(cx - half_w * 0.8, torso_bot), (cx - 0.3 * half_w, torso_bot),
-                            (cx - 0.2 * half_w + swing, foot), (cx - 0.9 * half_w + swing, foot)], legs_c))
-    shapes.append(("poly", [(cx + 0.3 * half_w, torso_bot), (cx + half_w * 0.8, torso_bot),
-                            (cx + 0.9 * half_w - swing, foot), (cx + 0.2 * half_w - swing, foot)], legs_c))
+    shapes.append(
+        (
+            "poly",
+            [
+                (cx - half_w * 0.8, torso_bot),
+                (cx - 0.3 * half_w, torso_bot),
+                (cx - 0.2 * half_w + swing, foot),
+                (cx - 0.9 * half_w + swing, foot),
+            ],
+            legs_c,
+        )
+    )
+    shapes.append(
+        (
+            "poly",
+            [
+                (cx + 0.3 * half_w, torso_bot),
+                (cx + half_w * 0.8, torso_bot),
+                (cx + 0.9 * half_w - swing, foot),
+                (cx + 0.2 * half_w - swing, foot),
+            ],
+            legs_c,
+        )
+    )
     for target, value in ((canvas, None), (mask, 1)):
         for shape in shapes:
             color = value if value is not None else shape[-1]
@@ -124,8 +149,12 @@ def _draw_person(
 def render(cfg: SyntheticConfig = SyntheticConfig()) -> SyntheticSequence:
     """Render a sequence; the same config (and seed) always gives the same pixels and gt."""
     # Separate streams, so turning jitter on keeps the same people on the same paths.
-    walker_rng, background_rng, camera_rng = (np.random.default_rng([cfg.seed, k]) for k in range(3))
-    margin = int(np.ceil(6 * cfg.camera_jitter * np.sqrt(cfg.length))) + 2 if cfg.camera_jitter else 0
+    walker_rng, background_rng, camera_rng = (
+        np.random.default_rng([cfg.seed, k]) for k in range(3)
+    )
+    margin = (
+        int(np.ceil(6 * cfg.camera_jitter * np.sqrt(cfg.length))) + 2 if cfg.camera_jitter else 0
+    )
     background = _background(cfg, background_rng, margin)
     walkers = _make_walkers(cfg, walker_rng)
 
@@ -150,8 +179,15 @@ def render(cfg: SyntheticConfig = SyntheticConfig()) -> SyntheticSequence:
             steps = t - w.start
             wx, wy = w.x + w.vx * steps, w.y_path[steps]
             mask = np.zeros((big_h, big_w), np.uint8)
-            _draw_person(canvas, mask, wx + margin, wy + margin, _person_height(cfg, wy),
-                         w.colors, w.phase + 0.6 * steps)
+            _draw_person(
+                canvas,
+                mask,
+                wx + margin,
+                wy + margin,
+                _person_height(cfg, wy),
+                w.colors,
+                w.phase + 0.6 * steps,
+            )
             ys, xs = np.nonzero(mask)
             if len(xs) == 0:
                 continue
@@ -210,9 +246,7 @@ def _make_walkers(cfg: SyntheticConfig, rng: np.random.Generator) -> list[_Walke
     return walkers
 
 
-def write_sequence(
-    seq: SyntheticSequence, folder: str | os.PathLike, video: bool = False
-) -> Path:
+def write_sequence(seq: SyntheticSequence, folder: str | os.PathLike, video: bool = False) -> Path:
     """Write a MOTChallenge folder: ``seqinfo.ini``, ``gt/gt.txt`` and ``img1/*.png``.
 
     With ``video=True`` the frames go into ``<name>.avi`` (lossless-ish MJPG) instead of
@@ -225,7 +259,9 @@ def write_sequence(
     if video:
         path = folder / f"{seq.config.name}.avi"
         writer = cv2.VideoWriter(
-            str(path), cv2.VideoWriter_fourcc(*"MJPG"), seq.config.fps,
+            str(path),
+            cv2.VideoWriter_fourcc(*"MJPG"),
+            seq.config.fps,
             (seq.config.width, seq.config.height),
         )
         for frame in seq.frames:

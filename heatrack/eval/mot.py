@@ -29,8 +29,21 @@ COMBINED = "COMBINED"
 #: Reported fields, in table order. HOTA-family values are averaged over TrackEval's 19
 #: localisation thresholds (alpha = 0.05 ... 0.95), as in its summaries.
 FIELDS = (
-    "HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR",
-    "IDSW", "FP", "FN", "MT", "ML", "Frag",
+    "HOTA",
+    "DetA",
+    "AssA",
+    "LocA",
+    "MOTA",
+    "MOTP",
+    "IDF1",
+    "IDP",
+    "IDR",
+    "IDSW",
+    "FP",
+    "FN",
+    "MT",
+    "ML",
+    "Frag",
 )
 _PERCENT = {"HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR"}
 
@@ -53,9 +66,19 @@ class _InMemoryMotChallenge(MotChallenge2DBox):
         self.benchmark = benchmark
         self.do_preproc = True
         self.class_name_to_class_id = {
-            "pedestrian": 1, "person_on_vehicle": 2, "car": 3, "bicycle": 4, "motorbike": 5,
-            "non_mot_vehicle": 6, "static_person": 7, "distractor": 8, "occluder": 9,
-            "occluder_on_ground": 10, "occluder_full": 11, "reflection": 12, "crowd": 13,
+            "pedestrian": 1,
+            "person_on_vehicle": 2,
+            "car": 3,
+            "bicycle": 4,
+            "motorbike": 5,
+            "non_mot_vehicle": 6,
+            "static_person": 7,
+            "distractor": 8,
+            "occluder": 9,
+            "occluder_on_ground": 10,
+            "occluder_full": 11,
+            "reflection": 12,
+            "crowd": 13,
         }
         self.valid_class_numbers = list(self.class_name_to_class_id.values())
         self.class_list = ["pedestrian"]
@@ -114,7 +137,7 @@ def evaluate(sequences: Sequence[SequenceData], benchmark: str | None = None) ->
         per_seq[s.name] = res["pedestrian"]
     combined = {
         name: metric.combine_sequences({k: v[name] for k, v in per_seq.items()})
-        for metric, name in zip(metrics, names)
+        for metric, name in zip(metrics, names, strict=False)
     }
     out = {k: _summarise(v) for k, v in per_seq.items()}
     out[COMBINED] = _summarise(combined)
@@ -124,11 +147,21 @@ def evaluate(sequences: Sequence[SequenceData], benchmark: str | None = None) ->
 def _summarise(res: dict) -> dict:
     hota, clear, ident = res["HOTA"], res["CLEAR"], res["Identity"]
     values = {
-        "HOTA": hota["HOTA"], "DetA": hota["DetA"], "AssA": hota["AssA"], "LocA": hota["LocA"],
-        "MOTA": clear["MOTA"], "MOTP": clear["MOTP"],
-        "IDF1": ident["IDF1"], "IDP": ident["IDP"], "IDR": ident["IDR"],
-        "IDSW": clear["IDSW"], "FP": clear["CLR_FP"], "FN": clear["CLR_FN"],
-        "MT": clear["MT"], "ML": clear["ML"], "Frag": clear["Frag"],
+        "HOTA": hota["HOTA"],
+        "DetA": hota["DetA"],
+        "AssA": hota["AssA"],
+        "LocA": hota["LocA"],
+        "MOTA": clear["MOTA"],
+        "MOTP": clear["MOTP"],
+        "IDF1": ident["IDF1"],
+        "IDP": ident["IDP"],
+        "IDR": ident["IDR"],
+        "IDSW": clear["IDSW"],
+        "FP": clear["CLR_FP"],
+        "FN": clear["CLR_FN"],
+        "MT": clear["MT"],
+        "ML": clear["ML"],
+        "Frag": clear["Frag"],
     }
     out = {}
     for k, v in values.items():
@@ -220,8 +253,6 @@ def format_table(metrics: dict[str, dict]) -> str:
     header = "sequence".ljust(width) + "".join(f"{f:>8}" for f in FIELDS)
     lines = [header, "-" * len(header)]
     for name, vals in metrics.items():
-        cells = "".join(
-            f"{vals[f]:>8.2f}" if f in _PERCENT else f"{vals[f]:>8d}" for f in FIELDS
-        )
+        cells = "".join(f"{vals[f]:>8.2f}" if f in _PERCENT else f"{vals[f]:>8d}" for f in FIELDS)
         lines.append(name.ljust(width) + cells)
     return "\n".join(lines)

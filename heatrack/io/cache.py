@@ -43,7 +43,9 @@ class CachedFrames:
         try:
             return self.frames[self._row[frame_index]]
         except KeyError:
-            raise KeyError(f"{self.meta['source']}: frame {frame_index} is not in the cache") from None
+            raise KeyError(
+                f"{self.meta['source']}: frame {frame_index} is not in the cache"
+            ) from None
 
     @property
     def scale(self) -> float:
@@ -59,7 +61,9 @@ class FrameCache:
     def key(self, source: FrameSource, scale: float = 1.0) -> str:
         target = _source_path(source)
         stat = []
-        paths = [target] if target.is_file() else sorted(target.rglob("*")) if target.is_dir() else []
+        paths = (
+            [target] if target.is_file() else sorted(target.rglob("*")) if target.is_dir() else []
+        )
         for p in paths:
             if p.is_file():
                 st = p.stat()
@@ -93,7 +97,10 @@ class FrameCache:
                 if frames_mm is None:
                     capacity = max(capacity, 1)
                     frames_mm = np.lib.format.open_memmap(
-                        tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(capacity, *image.shape)
+                        tmp / "frames.npy",
+                        mode="w+",
+                        dtype=np.uint8,
+                        shape=(capacity, *image.shape),
                     )
                 if len(indices) == capacity:  # more frames than announced: grow the map
                     frames_mm.flush()
@@ -137,7 +144,9 @@ def _source_path(source: FrameSource) -> Path:
 def _grow(path: Path, old: np.ndarray, capacity: int) -> np.ndarray:
     data = np.array(old)
     del old
-    new = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(capacity, *data.shape[1:]))
+    new = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.uint8, shape=(capacity, *data.shape[1:])
+    )
     new[: len(data)] = data
     return new
 

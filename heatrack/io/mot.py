@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ class MotRows:
         return int(self.frames.max()) if len(self) else 0
 
     def pedestrian_mask(self) -> np.ndarray:
-        """Rows that are real pedestrians to be found: MOT17 class 1 with conf 1; MOT15 conf != 0."""
+        """Real pedestrians to be found: MOT17 class 1 with conf 1; MOT15 rows with conf != 0."""
         if self.gt_format == "mot17":
             return (self.classes == PEDESTRIAN) & (self.conf == 1)
         return self.conf != 0
@@ -98,17 +99,49 @@ class MotRows:
         rows = self[order]
         starts = np.flatnonzero(np.diff(rows.frames, prepend=-1))
         ends = np.append(starts[1:], len(rows))
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=False):
             yield int(rows.frames[s]), rows[s:e]
 
     @classmethod
     def empty(cls) -> Self:
         z = np.zeros(0)
-        return cls(z.astype(np.int64), z.astype(np.int64), np.zeros((0, 4)), z, z.astype(np.int64), z)
+        return cls(
+            z.astype(np.int64), z.astype(np.int64), np.zeros((0, 4)), z, z.astype(np.int64), z
+        )
 
 
 def _parse_table(path: Path) -> np.ndarray:
-    """Parse a comma (or whitespace) separated numeric table; errors name the file and line."""
+    """Parse a comma (or whitespace) separated numeric table; errors name the file and line.
+
+    Well-formed comma-separated files take numpy's C parser and vectorised checks; anything
+    else goes through the line-by-line parser, which finds and names the first bad line.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # empty-file warning; handled below
+            table = np.loadtxt(path, delimiter=",", comments="#", ndmin=2, dtype=np.float64)
+    except ValueError:
+        return _parse_table_by_line(path)
+    if table.size == 0:
+        return np.zeros((0, 10))
+    if table.shape[1] >= 6 and _table_is_valid(table):
+        return table
+    return _parse_table_by_line(path)
+
+
+def _table_is_valid(table: np.ndarray) -> bool:
+    """The same checks as the line parser, vectorised."""
+    head = table[:, :7]
+    return bool(
+        np.isfinite(head).all()
+        and (table[:, 0] >= 1).all()
+        and (table[:, 0] == np.round(table[:, 0])).all()
+        and (table[:, 1] == np.round(table[:, 1])).all()
+        and (table[:, 4:6] >= 0).all()
+    )
+
+
+def _parse_table_by_line(path: Path) -> np.ndarray:
     rows: list[list[float]] = []
     width = None
     with open(path, encoding="utf-8") as fh:
@@ -130,12 +163,15 @@ def _parse_table(path: Path) -> np.ndarray:
                     )
             elif len(values) != width:
                 raise MotFormatError(
-                    f"{path}:{lineno}: expected {width} columns like the first line, got {len(values)}"
+                    f"{path}:{lineno}: expected {width} columns like the first line, "
+                    f"got {len(values)}"
                 )
             if not all(np.isfinite(values[:7])):
                 raise MotFormatError(f"{path}:{lineno}: NaN or infinite value in {text!r}")
             if values[0] < 1 or values[0] != int(values[0]):
-                raise MotFormatError(f"{path}:{lineno}: frame must be an integer >= 1, got {cells[0]}")
+                raise MotFormatError(
+                    f"{path}:{lineno}: frame must be an integer >= 1, got {cells[0]}"
+                )
             if values[1] != int(values[1]):
                 raise MotFormatError(f"{path}:{lineno}: id must be an integer, got {cells[1]}")
             if values[4] < 0 or values[5] < 0:
@@ -206,7 +242,9 @@ def read_results(path: str | os.PathLike) -> MotRows:
     if len(rows):
         if rows.ids.min() < 0:
             bad = int(np.argmax(rows.ids < 0))
-            raise MotFormatError(f"{path}: negative track id {rows.ids[bad]} at frame {rows.frames[bad]}")
+            raise MotFormatError(
+                f"{path}: negative track id {rows.ids[bad]} at frame {rows.frames[bad]}"
+            )
         keys = rows.frames * (rows.ids.max() + 1) + rows.ids
         uniq, counts = np.unique(keys, return_counts=True)
         if np.any(counts > 1):
@@ -216,13 +254,13 @@ def read_results(path: str | os.PathLike) -> MotRows:
     return rows
 
 
-def format_rows(
-    frames: np.ndarray, ids: np.ndarray, xywh: np.ndarray, scores: np.ndarray
-) -> str:
+def format_rows(frames: np.ndarray, ids: np.ndarray, xywh: np.ndarray, scores: np.ndarray) -> str:
     """MOTChallenge result/detection lines: ``frame,id,x,y,w,h,score,-1,-1,-1``."""
     lines = [
         f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
-        for f, i, (x, y, w, h), s in zip(frames, ids, np.asarray(xywh, np.float64), scores)
+        for f, i, (x, y, w, h), s in zip(
+            frames, ids, np.asarray(xywh, np.float64), scores, strict=False
+        )
     ]
     return "".join(lines)
 
@@ -232,6 +270,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -251,12 +292,13 @@ def write_results(
     xywh: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """Write tracker results (or detections with ``ids = -1``) atomically, sorted by frame then id."""
+    """Write tracker results (or detections, ``ids = -1``) atomically, sorted by frame and id."""
     frames = np.asarray(frames, np.int64)
     ids = np.asarray(ids, np.int64)
     order = np.lexsort((ids, frames))
     write_atomic(
-        path, format_rows(frames[order], ids[order], np.asarray(xywh)[order], np.asarray(scores)[order])
+        path,
+        format_rows(frames[order], ids[order], np.asarray(xywh)[order], np.asarray(scores)[order]),
     )
 
 
@@ -317,6 +359,8 @@ def write_gt(path: str | os.PathLike, rows: MotRows) -> None:
     r = rows[order]
     lines = [
         f"{f},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{int(c)},{k},{v:.3f}\n"
-        for f, i, (x, y, w, h), c, k, v in zip(r.frames, r.ids, r.xywh, r.conf, r.classes, r.visibility)
+        for f, i, (x, y, w, h), c, k, v in zip(
+            r.frames, r.ids, r.xywh, r.conf, r.classes, r.visibility, strict=False
+        )
     ]
     write_atomic(path, "".join(lines))

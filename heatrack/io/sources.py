@@ -65,7 +65,8 @@ class FrameSource(ABC):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             return f"unexpected image shape {image.shape} / dtype {image.dtype}"
         if self.size is not None and (image.shape[1], image.shape[0]) != self.size:
-            return f"size {image.shape[1]}x{image.shape[0]} differs from the sequence's {self.size[0]}x{self.size[1]}"
+            got, want = f"{image.shape[1]}x{image.shape[0]}", f"{self.size[0]}x{self.size[1]}"
+            return f"size {got} differs from the sequence's {want}"
         return None
 
     def describe(self) -> str:
@@ -101,8 +102,13 @@ class VideoSource(FrameSource):
             self.size = (w, h) if w > 0 and h > 0 else None
         finally:
             cap.release()
-        self.name = name or (Path(self.target).stem if is_file else f"camera{self.target}"
-                             if isinstance(self.target, int) else _safe_name(self.target))
+        self.name = name or (
+            Path(self.target).stem
+            if is_file
+            else f"camera{self.target}"
+            if isinstance(self.target, int)
+            else _safe_name(self.target)
+        )
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self.target)
@@ -130,8 +136,12 @@ class VideoSource(FrameSource):
                 if self.length is None or index > self.length:
                     return
                 if failures > self.max_consecutive_failures:
-                    log.warning("%s: %d frames in a row failed; stopping at frame %d",
-                                self.describe(), failures, index)
+                    log.warning(
+                        "%s: %d frames in a row failed; stopping at frame %d",
+                        self.describe(),
+                        failures,
+                        index,
+                    )
                     return
                 yield index, None
         finally:
@@ -230,7 +240,10 @@ class MotSequenceSource(FrameSource):
         if available is not None and available != self.length:
             log.warning(
                 "%s: seqinfo.ini says %d frames, %s has %d",
-                self.folder, self.length, self.inner.describe(), available,
+                self.folder,
+                self.length,
+                self.inner.describe(),
+                available,
             )
 
     @property

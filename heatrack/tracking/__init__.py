@@ -1,0 +1,1 @@
+"""Tracking: one Kalman filter, one matcher, the Tracker, camera motion, post-processing."""

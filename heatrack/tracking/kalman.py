@@ -1,0 +1,110 @@
+"""One constant-velocity Kalman filter for boxes, vectorised over all tracks.
+
+State layout, one row per track (pixels, pixels per frame):
+
+    mean[:, 0:4] = cx, cy, w, h      box centre and size
+    mean[:, 4:8] = vcx, vcy, vw, vh  their velocities
+
+Measurements are ``cx, cy, w, h``. Process and measurement noise scale with the box size, so a
+near (large) person may move more pixels per frame than a far one. Every function takes and
+returns arrays: ``mean`` (N, 8) and ``cov`` (N, 8, 8); nothing is stored here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+_HEIGHT_ONLY = os.environ.get("HT_H") == "1"
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+
+
+@dataclass(frozen=True)
+class KalmanFilter:
+    """Noise levels, as fractions of the box width (x, w terms) and height (y, h terms)."""
+
+    #: Std of position/size noise per frame, relative to box size.
+    std_position: float = 1.0 / 20
+    #: Std of velocity noise per frame, relative to box size.
+    std_velocity: float = 1.0 / 160
+    #: Std of a measurement, relative to box size.
+    std_measurement: float = 1.0 / 20
+
+    def _scale(self, wh: np.ndarray) -> np.ndarray:
+        """(N, 4) per-coordinate sizes: w, h, w, h."""
+        return (
+            np.repeat(wh[:, 1:2], 4, axis=1) if _HEIGHT_ONLY else np.concatenate([wh, wh], axis=1)
+        )
+
+    def initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start tracks at measured boxes (N, 4) cx, cy, w, h, with zero velocity."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        n = len(boxes)
+        mean = np.concatenate([boxes, np.zeros((n, 4))], axis=1)
+        s = self._scale(boxes[:, 2:4])
+        std = np.concatenate([2 * self.std_position * s, 10 * self.std_velocity * s], axis=1)
+        cov = np.zeros((n, 8, 8))
+        idx = np.arange(8)
+        cov[:, idx, idx] = std**2
+        return mean, cov
+
+    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame ahead: x' = F x, P' = F P F^T + Q."""
+        if len(mean) == 0:
+            return mean, cov
+        s = self._scale(mean[:, 2:4])
+        q = np.concatenate([(self.std_position * s) ** 2, (self.std_velocity * s) ** 2], axis=1)
+        mean = mean @ _F.T
+        cov = _F @ cov @ _F.T
+        idx = np.arange(8)
+        cov[:, idx, idx] += q
+        return mean, cov
+
+    def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Measurement-space mean (N, 4) and innovation covariance S (N, 4, 4)."""
+        r = (self.std_measurement * self._scale(mean[:, 2:4])) ** 2
+        s = cov[:, :4, :4].copy()
+        idx = np.arange(4)
+        s[:, idx, idx] += r
+        return mean[:, :4], s
+
+    def update(
+        self, mean: np.ndarray, cov: np.ndarray, boxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Correct each track with its measured box (N, 4) cx, cy, w, h."""
+        if len(mean) == 0:
+            return mean, cov
+        projected, s = self.project(mean, cov)
+        pht = cov[:, :, :4]  # P H^T, since H selects the first four coordinates
+        # K = P H^T S^-1, solved rather than inverted; S is symmetric.
+        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)
+        innovation = np.asarray(boxes, np.float64) - projected
+        mean = mean + np.einsum("nij,nj->ni", gain, innovation)
+        cov = cov - gain @ pht.transpose(0, 2, 1)
+        return mean, cov
+
+    @staticmethod
+    def warp(
+        mean: np.ndarray, cov: np.ndarray, affine: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Move states by a 2x3 image affine (camera motion): positions, sizes and velocities.
+
+        Centre positions get the full affine; sizes and velocities only its linear part, scaled
+        by the mean scale of the linear part, which keeps w and h positive.
+        """
+        if len(mean) == 0:
+            return mean, cov
+        lin, shift = affine[:, :2], affine[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(lin))))
+        t = np.zeros((8, 8))
+        t[0:2, 0:2] = lin
+        t[2:4, 2:4] = np.eye(2) * scale
+        t[4:6, 4:6] = lin
+        t[6:8, 6:8] = np.eye(2) * scale
+        mean = mean @ t.T
+        mean[:, 0:2] += shift
+        cov = t @ cov @ t.T
+        return mean, cov
