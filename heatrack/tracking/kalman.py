@@ -12,12 +12,10 @@ returns arrays: ``mean`` (N, 8) and ``cov`` (N, 8, 8); nothing is stored here.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-_HEIGHT_ONLY = os.environ.get("HT_H") == "1"
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
 
@@ -35,9 +33,7 @@ class KalmanFilter:
 
     def _scale(self, wh: np.ndarray) -> np.ndarray:
         """(N, 4) per-coordinate sizes: w, h, w, h."""
-        return (
-            np.repeat(wh[:, 1:2], 4, axis=1) if _HEIGHT_ONLY else np.concatenate([wh, wh], axis=1)
-        )
+        return np.concatenate([wh, wh], axis=1)
 
     def initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start tracks at measured boxes (N, 4) cx, cy, w, h, with zero velocity."""

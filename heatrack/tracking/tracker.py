@@ -298,10 +298,6 @@ class Tracker:
         boxes = xyxy_to_cxcywh(dets.xyxy[d].astype(np.float64))
         gap = self._frame - t["last_frame"][rows]
         direct = gap <= 1
-        import os
-
-        if os.environ.get("HT_NO_ORU") == "1":
-            direct = gap >= 0
         r = rows[direct]
         t["mean"][r], t["cov"][r] = self.kalman.update(t["mean"][r], t["cov"][r], boxes[direct])
         for i, box in zip(rows[~direct], boxes[~direct], strict=False):
