@@ -86,6 +86,18 @@ class Detections:
         return type(self)(**values)
 
     @classmethod
+    def _trusted(cls, **values) -> Self:
+        """Build without checks from arrays already of the declared dtypes and shapes.
+
+        For internal hot paths (the tracker builds one object per frame) whose arrays are
+        made to the contract; everything else goes through the checked constructor.
+        """
+        obj = object.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(obj, f.name, values.get(f.name))
+        return obj
+
+    @classmethod
     def empty(cls, embedding_dim: int | None = None) -> Self:
         """No rows; with ``embedding_dim`` the embeddings are an empty (0, D) array."""
         values = {}

@@ -5,14 +5,19 @@ fires on clutter. This model imitates those four effects, per gt row, independen
 
 - **Misses.** A pedestrian is detected with probability
   ``(1 - miss_base) * visibility ** miss_power``: fully visible people are found most of the
-  time, half-hidden ones much less often.
+  time, half-hidden ones much less often. Misses come in runs, as a real detector's do (the
+  same pose against the same background fails for several frames): each person draws
+  ``u_t = Phi(z_t)`` from a Gaussian AR(1) process ``z_t = rho z_{t-1} + sqrt(1 - rho^2) e_t``
+  (``rho = miss_correlation``) and is detected when ``u_t < p``. The marginal miss rate is
+  unchanged; only its timing is.
 - **Box jitter.** Centre and size get Gaussian noise with std ``jitter`` times the box width
   (x, w) and height (y, h).
 - **Scores.** ``clip(score_base + score_visibility * visibility + N(0, score_noise), 0.01,
   1)``: occluded people get the low scores that a BYTE-style second stage is built for.
 - **False positives.** A Poisson number per frame (mean ``fp_rate``) of person-shaped boxes at
   random places, heights drawn from the sequence's own gt heights, scores ~ Beta(2, 5)
-  (mostly low, some high).
+  (mostly low, some high); plus ``clutter_sites`` fixed person-like places (a lamp post, a
+  poster) that fire on a fraction ``clutter_rate`` of frames, in runs like the misses.
 - **Ignored regions.** MOT17 distractor rows (static people, reflections, ...) are detected
   like pedestrians, since a real person detector fires on them; TrackEval ignores those.
 """
@@ -36,8 +41,33 @@ class NoiseModel:
     score_base: float = 0.35
     score_visibility: float = 0.55
     score_noise: float = 0.12
+    miss_correlation: float = 0.9
     fp_rate: float = 1.0
+    clutter_sites: int = 3
+    clutter_rate: float = 0.3
     seed: int = 0
+
+
+def _correlated_uniforms(
+    keys: np.ndarray, frames: np.ndarray, rho: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Uniform(0, 1) draws, one per row, temporally correlated within each key (AR(1) in
+    frame order, gaps advance the process by their length)."""
+    from scipy.special import ndtr
+
+    out = np.empty(len(keys))
+    order = np.lexsort((frames, keys))
+    k, f = keys[order], frames[order]
+    eps = rng.standard_normal(len(keys))
+    z = np.empty(len(keys))
+    for i in range(len(keys)):
+        if i == 0 or k[i] != k[i - 1]:
+            z[i] = eps[i]
+        else:
+            r = rho ** (f[i] - f[i - 1])
+            z[i] = r * z[i - 1] + np.sqrt(1 - r * r) * eps[i]
+    out[order] = ndtr(z)
+    return out
 
 
 def detections_from_gt(
@@ -49,7 +79,8 @@ def detections_from_gt(
     rows = gt[pedestrians & (gt.frames <= length)]
     vis = np.clip(rows.visibility, 0.0, 1.0)
     p_detect = (1 - model.miss_base) * vis**model.miss_power
-    hit = rng.random(len(rows)) < p_detect
+    u = _correlated_uniforms(rows.ids, rows.frames, model.miss_correlation, rng)
+    hit = u < p_detect
     rows, vis = rows[hit], vis[hit]
 
     x, y, w, h = rows.xywh.T
@@ -75,6 +106,29 @@ def detections_from_gt(
     fy = rng.uniform(0, np.maximum(height - fh, 1))
     fp_xywh = np.stack([fx, fy, fw, fh], axis=1)
     fp_scores = rng.beta(2, 5, len(fp_frames))
+
+    # Clutter: fixed places that fire in runs.
+    sites_h = rng.choice(heights, model.clutter_sites)
+    sites = np.stack(
+        [
+            rng.uniform(0, max(width - 0.4 * sites_h.max(), 1), model.clutter_sites),
+            rng.uniform(0, max(height - sites_h.max(), 1), model.clutter_sites),
+            0.4 * sites_h,
+            sites_h,
+        ],
+        axis=1,
+    )
+    site_ids = np.repeat(np.arange(model.clutter_sites), length)
+    site_frames = np.tile(np.arange(1, length + 1), model.clutter_sites)
+    fire = (
+        _correlated_uniforms(site_ids, site_frames, model.miss_correlation, rng)
+        < model.clutter_rate
+    )
+    cl_frames, cl_sites = site_frames[fire], site_ids[fire]
+    cl_xywh = sites[cl_sites] * np.exp(rng.normal(0, model.jitter, (len(cl_sites), 1)))
+    fp_frames = np.concatenate([fp_frames, cl_frames])
+    fp_xywh = np.concatenate([fp_xywh, cl_xywh])
+    fp_scores = np.concatenate([fp_scores, rng.beta(2, 5, len(cl_frames))])
 
     frames = np.concatenate([rows.frames, fp_frames])
     order = np.argsort(frames, kind="stable")

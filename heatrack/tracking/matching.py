@@ -11,9 +11,6 @@ from scipy.optimize import linear_sum_assignment
 
 from heatrack.boxes import iou_matrix
 
-#: Stands in for "impossible" in a cost matrix; larger than any threshold.
-INFEASIBLE = 1e6
-
 
 def iou_cost(
     track_xyxy: np.ndarray, det_xyxy: np.ndarray, det_scores: np.ndarray | None = None
@@ -24,6 +21,26 @@ def iou_cost(
     if det_scores is not None:
         sim = sim * np.asarray(det_scores, np.float64)[None, :]
     return 1.0 - sim
+
+
+def diou_cost(
+    track_xyxy: np.ndarray, det_xyxy: np.ndarray, det_scores: np.ndarray | None = None
+) -> np.ndarray:
+    """1 - IoU + d^2 / c^2 (Distance-IoU), clipped to [0, 1]: d is the distance between box
+    centres and c the diagonal of their enclosing box, so boxes that no longer overlap
+    (fast motion, low frame rate) still rank by how far apart they are."""
+    a = np.asarray(track_xyxy, np.float64).reshape(-1, 4)
+    b = np.asarray(det_xyxy, np.float64).reshape(-1, 4)
+    sim = iou_matrix(a, b)
+    if det_scores is not None:
+        sim = sim * np.asarray(det_scores, np.float64)[None, :]
+    ca = (a[:, :2] + a[:, 2:]) / 2
+    cb = (b[:, :2] + b[:, 2:]) / 2
+    d2 = ((ca[:, None, :] - cb[None, :, :]) ** 2).sum(axis=2)
+    lt = np.minimum(a[:, None, :2], b[None, :, :2])
+    rb = np.maximum(a[:, None, 2:], b[None, :, 2:])
+    c2 = ((rb - lt) ** 2).sum(axis=2)
+    return np.clip(1.0 - sim + d2 / np.maximum(c2, 1e-12), 0.0, 1.0)
 
 
 def appearance_cost(track_emb: np.ndarray, det_emb: np.ndarray) -> np.ndarray:
@@ -48,17 +65,27 @@ def fuse_appearance(
 
 
 def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Minimum-cost one-to-one assignment (Hungarian) keeping only pairs with cost < threshold.
+    """Minimum-cost one-to-one assignment (Hungarian) where leaving a row or a column unmatched
+    costs ``threshold / 2``, so a pair is matched only when its cost is below ``threshold``.
 
+    Pricing "unmatched" this way (as lapjv's ``cost_limit`` does) keeps one good match rather
+    than forcing two poor ones just to match more pairs. It equals an assignment on
+    ``min(cost - threshold, 0)``: a pair then gains only what it beats the threshold by.
     Returns ``matches`` (K, 2) of (row, column), and the unmatched rows and columns.
     """
     n, m = cost.shape
     if n == 0 or m == 0:
         return np.zeros((0, 2), np.int64), np.arange(n), np.arange(m)
-    gated = np.where(cost < threshold, cost, INFEASIBLE)
-    rows, cols = linear_sum_assignment(gated)
-    keep = gated[rows, cols] < threshold
-    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
-    un_rows = np.setdiff1d(np.arange(n), matches[:, 0], assume_unique=True)
-    un_cols = np.setdiff1d(np.arange(m), matches[:, 1], assume_unique=True)
-    return matches, un_rows, un_cols
+    feasible = cost < threshold
+    if (feasible.sum(axis=0) <= 1).all() and (feasible.sum(axis=1) <= 1).all():
+        # No row or column has a choice to make (the usual case in sparse scenes).
+        matches = np.argwhere(feasible)
+    else:
+        rows, cols = linear_sum_assignment(np.minimum(cost - threshold, 0.0))
+        keep = feasible[rows, cols]
+        matches = np.stack([rows[keep], cols[keep]], axis=1)
+    free_rows = np.ones(n, bool)
+    free_rows[matches[:, 0]] = False
+    free_cols = np.ones(m, bool)
+    free_cols[matches[:, 1]] = False
+    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)

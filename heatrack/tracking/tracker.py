@@ -4,21 +4,28 @@ One frame of ``update``:
 
 1. Clean the detections (see :meth:`Tracker.update`) and predict every track one frame ahead
    with the Kalman filter, after optional camera-motion compensation.
-2. Stage 1: confirmed and lost tracks against confident detections (score >= ``high_score``),
-   cost 1 - IoU (score-weighted), fused with appearance when embeddings are present.
+2. Stage 1: confirmed and recently lost tracks against confident detections
+   (score >= ``high_score``), cost 1 - IoU (score-weighted), fused with appearance when
+   embeddings are present.
 3. Stage 2 (BYTE): confirmed tracks still unmatched against the low-score detections, IoU only.
    Occluded people often get low scores; matching them keeps the track alive without letting
    low-score clutter start new tracks.
-4. Stage 3: tentative tracks against the confident detections left.
-5. Stage 4 (re-identification): tracks lost for longer, which IoU can no longer reach, against
+4. Stage 3 (observation-centric recovery): tracks still unmatched, by IoU between their *last
+   observed* box and the confident detections left. After a short miss the Kalman prediction
+   may have drifted; where the person was last seen is often the better guess.
+5. Stage 4: tentative tracks against the confident detections left.
+6. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
    the confident detections left, by appearance alone within a motion-plausible distance.
-6. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
+7. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
    matched, lost when missed, and removed after ``max_lost_seconds`` (``reid_max_lost_seconds``
    with embeddings). Unmatched confident detections start tentative tracks.
 
 A track matched again after a gap is re-updated along a straight line between its last and
 new observation (OC-SORT's observation-centric re-update), so velocity learnt from pure
 prediction during the occlusion does not survive the gap.
+
+Per-track state lives in parallel arrays, one row per track; the hot path avoids per-object
+Python work so that a frame costs tens of microseconds, not milliseconds.
 """
 
 from __future__ import annotations
@@ -28,11 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heatrack.boxes import clip_to_image, cxcywh_to_xyxy, xyxy_to_cxcywh
 from heatrack.tracking.kalman import KalmanFilter
 from heatrack.tracking.matching import (
     appearance_cost,
     assign,
+    diou_cost,
     fuse_appearance,
     iou_cost,
 )
@@ -48,25 +55,33 @@ class TrackerConfig:
     """Every threshold the tracker uses. Scores are detection confidences; costs are in [0, 1]."""
 
     #: Detections at or above this score take part in stage 1 and may start tracks.
-    high_score: float = 0.5
+    high_score: float = 0.6
     #: Detections below this score are dropped; between it and ``high_score`` they only
     #: extend confirmed tracks (stage 2).
     low_score: float = 0.1
     #: An unmatched detection starts a track only at or above this score.
-    new_track_score: float = 0.6
-    #: Stage-1 cost threshold: 1 - score * IoU must be below it (0.8 means IoU*score > 0.2).
-    match_cost: float = 0.8
-    #: Stage-2 threshold, IoU only (0.5 means IoU > 0.5).
-    low_match_cost: float = 0.5
-    #: Stage-3 threshold for tentative tracks.
-    tentative_match_cost: float = 0.7
-    #: Weight the IoU by the detection score in stages 1 and 3 (ByteTrack's score fusion).
+    new_track_score: float = 0.65
+    #: Stage-1 cost threshold: 1 - score * IoU must be below it (0.7 means IoU*score > 0.3).
+    match_cost: float = 0.7
+    #: Stage-2 threshold, IoU only (0.3 means IoU > 0.7: low-score boxes must fit well).
+    low_match_cost: float = 0.3
+    #: Stage-3 threshold on 1 - IoU with the last observed box; 1.0 turns the stage off
+    #: (off by default: it did not pay on the benchmarks, see BENCHMARKS.md).
+    recovery_match_cost: float = 1.0
+    #: Stage-4 threshold for tentative tracks.
+    tentative_match_cost: float = 0.4
+    #: Stage 1 uses Distance-IoU (1 - IoU + centre distance^2 / enclosing diagonal^2)
+    #: instead of plain IoU.
+    distance_iou: bool = False
+    #: Weight the IoU by the detection score in stages 1 and 4 (ByteTrack's score fusion).
     fuse_score: bool = True
     #: Consecutive matches before a track is confirmed and reported. Tracks born in the
     #: first frame are confirmed at once.
     min_hits: int = 2
     #: Seconds a lost track is kept for IoU re-association before it is removed.
-    max_lost_seconds: float = 1.0
+    max_lost_seconds: float = 2.0
+    #: Scale the Kalman measurement noise by (1 - score): trust confident boxes more.
+    score_scaled_noise: bool = False
     #: Seconds a lost track is kept for appearance re-identification (embeddings only).
     reid_max_lost_seconds: float = 10.0
     #: Appearance cost (halved cosine distance) below which appearance may replace IoU in
@@ -74,35 +89,80 @@ class TrackerConfig:
     appearance_gate: float = 0.25
     #: Appearance only counts where the IoU cost is below this (the pair overlaps somewhat).
     proximity_gate: float = 0.5
-    #: Stage-4 re-identification threshold on appearance cost alone.
+    #: Stage-5 re-identification threshold on appearance cost alone.
     reid_cost: float = 0.15
-    #: Stage-4 motion gate: the new centre must lie within this many box heights of the last
-    #: observed centre, times the square root of the gap in seconds (plus one).
+    #: Stage-5 motion gate: the new centre must lie within this many box heights of the last
+    #: observed centre, times one plus the square root of the gap in seconds.
     reid_max_distance: float = 2.0
     #: Momentum of a track's appearance: emb = m * emb + (1 - m) * new, then renormalised.
     embedding_momentum: float = 0.9
     #: Boxes smaller than this width or height (pixels) after clipping are dropped.
     min_box_size: float = 2.0
     #: Report the Kalman-corrected box (True) or the matched detection's own box (False).
-    output_kalman_box: bool = False
+    output_kalman_box: bool = True
+    #: Keep reporting a confirmed track at its predicted box for up to this many frames
+    #: after it was last matched (``det_index`` -1). Bridges detector flicker online.
+    coast_frames: int = 2
+    #: Only tracks whose last run of consecutive matches is at least this long coast.
+    coast_min_run: int = 5
     #: Estimate camera motion from frames and move tracks with it (needs ``frame``).
     camera_motion: bool = False
 
 
-_FIELDS = (
-    "ids",
-    "status",
-    "hits",
-    "misses",
-    "last_frame",
-    "last_box",
-    "mean",
-    "cov",
-    "obs_mean",
-    "obs_cov",
-    "emb",
-    "score",
-)
+class _TrackTable:
+    """Per-track state as parallel arrays; row i of every array is track i."""
+
+    FIELDS = (
+        "ids",
+        "status",
+        "hits",
+        "misses",
+        "last_frame",
+        "last_box",
+        "mean",
+        "cov",
+        "obs_mean",
+        "obs_cov",
+        "score",
+        "emb",
+    )
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, np.int64)  # 0 until confirmed
+        self.status = np.zeros(0, np.int8)
+        self.hits = np.zeros(0, np.int64)  # consecutive matched frames
+        self.misses = np.zeros(0, np.int64)  # frames since the last match
+        self.last_frame = np.zeros(0, np.int64)  # frame of the last match
+        self.last_box = np.zeros((0, 4))  # last matched box, cx cy w h
+        self.mean = np.zeros((0, 8))
+        self.cov = np.zeros((0, 8, 8))
+        self.obs_mean = np.zeros((0, 8))  # Kalman state right after the last match
+        self.obs_cov = np.zeros((0, 8, 8))
+        self.score = np.zeros(0)
+        self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, rows: np.ndarray) -> None:
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[rows])
+
+    def extend(self, new: dict) -> None:
+        for name, value in new.items():
+            setattr(self, name, np.concatenate([getattr(self, name), value]))
+
+
+def _xyxy(cxcywh: np.ndarray) -> np.ndarray:
+    half = cxcywh[:, 2:4] / 2
+    return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+
+
+def _cxcywh(xyxy: np.ndarray) -> np.ndarray:
+    wh = xyxy[:, 2:4] - xyxy[:, :2]
+    return np.concatenate([xyxy[:, :2] + wh / 2, wh], axis=1)
 
 
 class Tracker:
@@ -121,20 +181,7 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1."""
-        self._t = {
-            "ids": np.zeros(0, np.int64),
-            "status": np.zeros(0, np.int8),
-            "hits": np.zeros(0, np.int64),
-            "misses": np.zeros(0, np.int64),
-            "last_frame": np.zeros(0, np.int64),
-            "last_box": np.zeros((0, 4)),
-            "mean": np.zeros((0, 8)),
-            "cov": np.zeros((0, 8, 8)),
-            "obs_mean": np.zeros((0, 8)),
-            "obs_cov": np.zeros((0, 8, 8)),
-            "emb": None,
-            "score": np.zeros(0),
-        }
+        self._t = _TrackTable()
         self._next_id = 1
         self._frame = self._previous_frame = 0
         self._emb_dim: int | None = None
@@ -145,6 +192,14 @@ class Tracker:
     def frame_index(self) -> int:
         """Index of the last frame seen (0 before the first)."""
         return self._frame
+
+    @property
+    def max_lost_frames(self) -> int:
+        return max(1, round(self.config.max_lost_seconds * self.frame_rate))
+
+    @property
+    def reid_max_lost_frames(self) -> int:
+        return max(self.max_lost_frames, round(self.config.reid_max_lost_seconds * self.frame_rate))
 
     def update(
         self,
@@ -157,9 +212,9 @@ class Tracker:
         ``frame_index`` (1-based) defaults to the next frame; a skipped index (a frame that
         could not be decoded) predicts over the gap, and an index not after the previous one
         raises ``ValueError``. Detections are cleaned first: rows with a NaN or infinite box
-        or score, or with right < left or bottom < top, are dropped (logged); with a
-        ``frame``, boxes are clipped to the image and those left smaller than
-        ``min_box_size`` are dropped.
+        or score, or with right < left or bottom < top, are dropped (logged as a warning);
+        rows scoring below ``low_score`` are ignored; with a ``frame``, boxes are clipped to
+        the image, and boxes then smaller than ``min_box_size`` are dropped.
         """
         cfg = self.config
         if frame_index is None:
@@ -171,241 +226,260 @@ class Tracker:
             )
         steps = frame_index - self._frame
         self._previous_frame, self._frame = self._frame, frame_index
-        dets, kept = self._clean(detections, frame)
-        if dets.embeddings is not None:
-            self._check_embeddings(dets.embeddings)
-
+        kept, xyxy, scores, emb = self._clean(detections, frame)
         t = self._t
+
         if self.camera is not None and frame is not None:
             affine = self.camera.estimate(frame)
-            if affine is not None:
-                t["mean"], t["cov"] = self.kalman.warp(t["mean"], t["cov"], affine)
-                t["last_box"] = _warp_boxes(t["last_box"], affine)
-        lost = t["status"] == LOST
-        t["mean"][lost, 6:8] = 0.0  # no size change while nobody sees the person
-        for _ in range(steps):
-            t["mean"], t["cov"] = self.kalman.predict(t["mean"], t["cov"])
-        t["misses"] += steps
+            if affine is not None and len(t):
+                t.mean, t.cov = self.kalman.warp(t.mean, t.cov, affine)
+                t.last_box[:, :2] = t.last_box[:, :2] @ affine[:, :2].T + affine[:, 2]
+        if len(t):
+            t.mean[t.status == LOST, 6:8] = 0.0  # no size change while nobody sees the person
+            for _ in range(steps):
+                t.mean, t.cov = self.kalman.predict(t.mean, t.cov)
+            t.misses += steps
 
-        pred_xyxy = cxcywh_to_xyxy(t["mean"][:, :4])
-        high = np.flatnonzero(dets.scores >= cfg.high_score)
-        low = np.flatnonzero(dets.scores < cfg.high_score)
-        det_xyxy = dets.xyxy.astype(np.float64)
-        status = t["status"]
-        track_match = np.full(len(status), -1)  # det row matched to each track
+        match = np.full(len(t), -1)  # detection row matched to each track
+        free = scores >= cfg.high_score  # confident detections not matched yet
+        if len(t) and len(scores):
+            self._associate(match, free, xyxy, scores, emb)
 
-        # Stage 1: confirmed and recently lost tracks vs confident detections.
-        pool = np.flatnonzero((status != TENTATIVE) & (t["misses"] <= self._max_lost_frames))
-        cost = iou_cost(
-            pred_xyxy[pool], det_xyxy[high], dets.scores[high] if cfg.fuse_score else None
-        )
-        if dets.embeddings is not None and t["emb"] is not None:
-            app = appearance_cost(t["emb"][pool], dets.embeddings[high])
-            cost = fuse_appearance(cost, app, cfg.appearance_gate, cfg.proximity_gate)
-        matches, _, free_high = assign(cost, cfg.match_cost)
-        track_match[pool[matches[:, 0]]] = high[matches[:, 1]]
-        high = high[free_high]
-
-        # Stage 2: confirmed tracks that were seen last frame vs low-score detections.
-        pool = np.flatnonzero((track_match < 0) & (status == CONFIRMED))
-        matches, _, _ = assign(iou_cost(pred_xyxy[pool], det_xyxy[low]), cfg.low_match_cost)
-        track_match[pool[matches[:, 0]]] = low[matches[:, 1]]
-
-        # Stage 3: tentative tracks vs confident detections left.
-        pool = np.flatnonzero(status == TENTATIVE)
-        cost = iou_cost(
-            pred_xyxy[pool], det_xyxy[high], dets.scores[high] if cfg.fuse_score else None
-        )
-        matches, _, free_high = assign(cost, cfg.tentative_match_cost)
-        track_match[pool[matches[:, 0]]] = high[matches[:, 1]]
-        high = high[free_high]
-
-        # Stage 4: re-identify long-lost tracks by appearance.
-        if dets.embeddings is not None and t["emb"] is not None and len(high):
-            pool = np.flatnonzero((track_match < 0) & (status == LOST))
-            cost = appearance_cost(t["emb"][pool], dets.embeddings[high])
-            cost[~self._reid_reachable(pool, det_xyxy[high])] = 1.0
-            matches, _, free_high = assign(cost, cfg.reid_cost)
-            track_match[pool[matches[:, 0]]] = high[matches[:, 1]]
-            high = high[free_high]
-
-        self._apply_matches(track_match, dets)
-        alive = self._age_unmatched(track_match >= 0)
-        self._keep(alive)
-        births = high[dets.scores[high] >= cfg.new_track_score]
-        self._start_tracks(dets[births])
-        return self._report(np.concatenate([track_match[alive], births]), dets, kept)
+        self._apply_matches(match, xyxy, scores, emb)
+        # Lifecycle: missed confirmed tracks are lost; missed tentative or too old ones go.
+        unmatched = match < 0
+        t.status[unmatched & (t.status == CONFIRMED)] = LOST
+        limit = self.reid_max_lost_frames if t.emb is not None else self.max_lost_frames
+        dead = (unmatched & (t.status == TENTATIVE)) | (t.misses > limit)
+        if dead.any():
+            t.keep(~dead)
+            match = match[~dead]
+        births = np.flatnonzero(free & (scores >= cfg.new_track_score))
+        if len(births):
+            self._start_tracks(xyxy[births], scores[births], None if emb is None else emb[births])
+            match = np.concatenate([match, births])
+        return self._report(match, xyxy, scores, emb, kept)
 
     # --- steps of update -------------------------------------------------------------
 
-    @property
-    def _max_lost_frames(self) -> int:
-        return max(1, round(self.config.max_lost_seconds * self.frame_rate))
-
-    @property
-    def _reid_max_lost_frames(self) -> int:
-        return max(
-            self._max_lost_frames, round(self.config.reid_max_lost_seconds * self.frame_rate)
-        )
-
-    def _clean(self, dets: Detections, frame: np.ndarray | None) -> tuple[Detections, np.ndarray]:
-        """Drop invalid rows; clip to the image when its size is known. Returns kept row indices."""
-        xyxy, scores = dets.xyxy, dets.scores
+    def _clean(self, dets: Detections, frame: np.ndarray | None):
+        """Valid rows as (kept row indices, xyxy float64, scores float64, embeddings or None)."""
+        xyxy, scores, emb = dets.xyxy, dets.scores, dets.embeddings
         ok = np.isfinite(xyxy).all(axis=1) & np.isfinite(scores)
         ok &= (xyxy[:, 2] >= xyxy[:, 0]) & (xyxy[:, 3] >= xyxy[:, 1])
-        if not ok.all():
+        n_bad = len(ok) - int(ok.sum())
+        if n_bad:
             log.warning(
-                "frame %d: dropped %d detections with NaN/inf or inverted boxes",
-                self._frame,
-                int((~ok).sum()),
+                "frame %d: dropped %d detections with NaN/inf or inverted boxes", self._frame, n_bad
             )
         ok &= scores >= self.config.low_score
+        xyxy = xyxy.astype(np.float64)
+        if frame is not None:
+            np.clip(xyxy[:, 0::2], 0, frame.shape[1], out=xyxy[:, 0::2])
+            np.clip(xyxy[:, 1::2], 0, frame.shape[0], out=xyxy[:, 1::2])
+        ok &= ((xyxy[:, 2:] - xyxy[:, :2]) >= self.config.min_box_size).all(axis=1)
         kept = np.flatnonzero(ok)
-        dets = dets[kept]
-        if frame is not None and len(dets):
-            clipped = clip_to_image(dets.xyxy, frame.shape[1], frame.shape[0])
-            dets = Detections(xyxy=clipped, scores=dets.scores, embeddings=dets.embeddings)
-        wh = dets.xyxy[:, 2:] - dets.xyxy[:, :2]
-        big = (wh >= self.config.min_box_size).all(axis=1)
-        return dets[big], kept[big]
+        if emb is not None:
+            if self._emb_dim is None:
+                self._emb_dim = emb.shape[1]
+            elif emb.shape[1] != self._emb_dim:
+                raise ValueError(
+                    f"frame {self._frame}: embeddings have {emb.shape[1]} dimensions, "
+                    f"earlier frames had {self._emb_dim}"
+                )
+            emb = emb[kept].astype(np.float64)
+        return kept, xyxy[kept], scores[kept].astype(np.float64), emb
 
-    def _check_embeddings(self, emb: np.ndarray) -> None:
-        if self._emb_dim is None:
-            self._emb_dim = emb.shape[1]
-        elif emb.shape[1] != self._emb_dim:
-            raise ValueError(
-                f"frame {self._frame}: embeddings have {emb.shape[1]} dimensions, "
-                f"earlier frames had {self._emb_dim}"
+    def _associate(self, match, free, xyxy, scores, emb) -> None:
+        """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used."""
+        cfg, t = self.config, self._t
+        pred = _xyxy(t.mean[:, :4])
+        status = t.status
+        fused = scores if cfg.fuse_score else None
+        use_app = emb is not None and t.emb is not None
+
+        # Stage 1: confirmed and recently lost tracks vs confident detections.
+        pool = np.flatnonzero((status != TENTATIVE) & (t.misses <= self.max_lost_frames))
+        dets = np.flatnonzero(free)
+        if len(pool) and len(dets):
+            motion_cost = diou_cost if cfg.distance_iou else iou_cost
+            cost = motion_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            if use_app:
+                app = appearance_cost(t.emb[pool], emb[dets])
+                cost = fuse_appearance(cost, app, cfg.appearance_gate, cfg.proximity_gate)
+            self._assign(match, free, pool, dets, cost, cfg.match_cost)
+
+        # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
+        pool = np.flatnonzero((match < 0) & (status == CONFIRMED))
+        dets = np.flatnonzero(scores < cfg.high_score)
+        if len(pool) and len(dets):
+            cost = iou_cost(pred[pool], xyxy[dets])
+            self._assign(match, None, pool, dets, cost, cfg.low_match_cost)
+
+        # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
+        if cfg.recovery_match_cost < 1.0:
+            pool = np.flatnonzero(
+                (match < 0) & (status != TENTATIVE) & (t.misses <= self.max_lost_frames)
             )
+            dets = np.flatnonzero(free)
+            if len(pool) and len(dets):
+                cost = iou_cost(_xyxy(t.last_box[pool]), xyxy[dets])
+                self._assign(match, free, pool, dets, cost, cfg.recovery_match_cost)
+
+        # Stage 4: tentative tracks vs confident detections left.
+        pool = np.flatnonzero(status == TENTATIVE)
+        dets = np.flatnonzero(free)
+        if len(pool) and len(dets):
+            cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
+
+        # Stage 5: re-identify long-lost tracks by appearance.
+        if use_app:
+            pool = np.flatnonzero((match < 0) & (status == LOST))
+            dets = np.flatnonzero(free)
+            if len(pool) and len(dets):
+                cost = appearance_cost(t.emb[pool], emb[dets])
+                cost[~self._reid_reachable(pool, xyxy[dets])] = 1.0
+                self._assign(match, free, pool, dets, cost, cfg.reid_cost)
+
+    @staticmethod
+    def _assign(match, free, pool, dets, cost, threshold) -> None:
+        pairs, _, _ = assign(cost, threshold)
+        match[pool[pairs[:, 0]]] = dets[pairs[:, 1]]
+        if free is not None:
+            free[dets[pairs[:, 1]]] = False
 
     def _reid_reachable(self, pool: np.ndarray, det_xyxy: np.ndarray) -> np.ndarray:
-        """(len(pool), D) mask: lost track could have walked to the detection in its gap."""
+        """(len(pool), D) mask: a lost track could have walked to the detection in its gap."""
         t = self._t
-        gap_s = (self._frame - t["last_frame"][pool]) / self.frame_rate
-        last = t["last_box"][pool]
+        gap_s = (self._frame - t.last_frame[pool]) / self.frame_rate
+        last = t.last_box[pool]
         centers = (det_xyxy[:, :2] + det_xyxy[:, 2:]) / 2
         dist = np.linalg.norm(last[:, None, :2] - centers[None, :, :], axis=2)
         reach = self.config.reid_max_distance * last[:, 3] * (1 + np.sqrt(gap_s))
-        recent = t["misses"][pool] <= self._reid_max_lost_frames
-        return (dist <= reach[:, None]) & recent[:, None]
+        return dist <= reach[:, None]
 
-    def _apply_matches(self, track_match: np.ndarray, dets: Detections) -> None:
+    def _apply_matches(self, match, xyxy, scores, emb) -> None:
         t, cfg = self._t, self.config
-        rows = np.flatnonzero(track_match >= 0)
+        rows = np.flatnonzero(match >= 0)
         if len(rows) == 0:
             return
-        d = track_match[rows]
-        boxes = xyxy_to_cxcywh(dets.xyxy[d].astype(np.float64))
-        gap = self._frame - t["last_frame"][rows]
-        direct = gap <= 1
-        r = rows[direct]
-        t["mean"][r], t["cov"][r] = self.kalman.update(t["mean"][r], t["cov"][r], boxes[direct])
-        for i, box in zip(rows[~direct], boxes[~direct], strict=False):
-            t["mean"][i], t["cov"][i] = self._reupdate(i, box)
-        t["obs_mean"][rows], t["obs_cov"][rows] = t["mean"][rows], t["cov"][rows]
-        t["last_box"][rows] = boxes
-        t["last_frame"][rows] = self._frame
-        t["score"][rows] = dets.scores[d]
-        consecutive = t["misses"][rows] == self._frame - self._previous_frame
-        t["hits"][rows] = np.where(consecutive, t["hits"][rows], 0) + 1
-        t["misses"][rows] = 0
-        confirm = (t["status"][rows] != CONFIRMED) & (
-            (t["status"][rows] == LOST) | (t["hits"][rows] >= cfg.min_hits)
-        )
-        t["status"][rows[confirm]] = CONFIRMED
-        fresh = rows[confirm & (t["ids"][rows] == 0)]
-        t["ids"][fresh] = np.arange(self._next_id, self._next_id + len(fresh))
-        self._next_id += len(fresh)
-        if dets.embeddings is not None:
-            self._update_embeddings(rows, dets.embeddings[d], dets.scores[d])
+        d = match[rows]
+        boxes = _cxcywh(xyxy[d])
+        confidence = scores[d] if cfg.score_scaled_noise else None
+        # Tracks seen in the previous frame take one Kalman update; tracks back from a gap
+        # replay it instead (observation-centric re-update).
+        direct = self._frame - t.last_frame[rows] <= self._frame - self._previous_frame
+        for part, replay in ((direct, False), (~direct, True)):
+            if not part.any():
+                continue
+            r = rows[part]
+            conf = None if confidence is None else confidence[part]
+            if replay:
+                t.mean[r], t.cov[r] = self._reupdate(r, boxes[part], conf)
+            else:
+                t.mean[r], t.cov[r] = self.kalman.update(t.mean[r], t.cov[r], boxes[part], conf)
+        t.obs_mean[rows] = t.mean[rows]
+        t.obs_cov[rows] = t.cov[rows]
+        t.last_box[rows] = boxes
+        t.last_frame[rows] = self._frame
+        t.score[rows] = scores[d]
+        consecutive = t.misses[rows] == self._frame - self._previous_frame
+        t.hits[rows] = np.where(consecutive, t.hits[rows] + 1, 1)
+        t.misses[rows] = 0
+        status = t.status[rows]
+        confirm = (status == LOST) | ((status == TENTATIVE) & (t.hits[rows] >= cfg.min_hits))
+        t.status[rows[confirm]] = CONFIRMED
+        fresh = rows[confirm & (t.ids[rows] == 0)]
+        if len(fresh):
+            t.ids[fresh] = np.arange(self._next_id, self._next_id + len(fresh))
+            self._next_id += len(fresh)
+        if emb is not None:
+            self._update_embeddings(rows, emb[d], scores[d])
 
-    def _reupdate(self, i: int, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Replay a gap from the last observation along a straight line to ``box``."""
+    def _reupdate(self, rows: np.ndarray, boxes: np.ndarray, conf) -> tuple[np.ndarray, np.ndarray]:
+        """Replay each track's gap from its last observation along a straight line to its new
+        box: predict, then update with the interpolated box, frame by frame. Tracks are
+        batched; at step k only those whose gap is at least k take part."""
         t = self._t
-        gap = int(self._frame - t["last_frame"][i])
-        mean, cov = t["obs_mean"][i : i + 1].copy(), t["obs_cov"][i : i + 1].copy()
-        start = t["last_box"][i]
-        for step in range(1, gap + 1):
-            mean, cov = self.kalman.predict(mean, cov)
-            virtual = start + (box - start) * (step / gap)
-            mean, cov = self.kalman.update(mean, cov, virtual[None])
-        return mean[0], cov[0]
+        gaps = self._frame - t.last_frame[rows]
+        mean, cov = t.obs_mean[rows].copy(), t.obs_cov[rows].copy()
+        start = t.last_box[rows]
+        for step in range(1, int(gaps.max()) + 1):
+            on = gaps >= step
+            m, c = self.kalman.predict(mean[on], cov[on])
+            virtual = start[on] + (boxes[on] - start[on]) * (step / gaps[on])[:, None]
+            m, c = self.kalman.update(m, c, virtual, None if conf is None else conf[on])
+            mean[on], cov[on] = m, c
+        return mean, cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
         t = self._t
-        if t["emb"] is None:
-            t["emb"] = np.zeros((len(t["ids"]), emb.shape[1]))
+        if t.emb is None:
+            t.emb = np.zeros((len(t), emb.shape[1]))
         m = self.config.embedding_momentum
-        old = t["emb"][rows]
+        old = t.emb[rows]
         has_old = np.linalg.norm(old, axis=1) > 0
         # Confident detections teach appearance; occluded, low-score ones would blur it.
         teach = scores >= self.config.high_score
         new = np.where(has_old[:, None], m * old + (1 - m) * emb, emb)
         new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
-        t["emb"][rows] = np.where((teach | ~has_old)[:, None], new, old)
+        t.emb[rows] = np.where((teach | ~has_old)[:, None], new, old)
 
-    def _age_unmatched(self, matched: np.ndarray) -> np.ndarray:
-        """Confirmed tracks missed now become lost; returns the mask of tracks that live on."""
+    def _start_tracks(self, xyxy: np.ndarray, scores: np.ndarray, emb: np.ndarray | None) -> None:
         t = self._t
-        unmatched = ~matched
-        t["status"][unmatched & (t["status"] == CONFIRMED)] = LOST
-        limit = self._reid_max_lost_frames if t["emb"] is not None else self._max_lost_frames
-        return ~((unmatched & (t["status"] == TENTATIVE)) | (t["misses"] > limit))
-
-    def _keep(self, rows: np.ndarray) -> None:
-        for k in _FIELDS:
-            if self._t[k] is not None:
-                self._t[k] = self._t[k][rows]
-
-    def _start_tracks(self, dets: Detections) -> None:
-        t = self._t
-        n = len(dets)
-        boxes = xyxy_to_cxcywh(dets.xyxy.astype(np.float64))
+        n = len(xyxy)
+        boxes = _cxcywh(xyxy)
         mean, cov = self.kalman.initiate(boxes)
-        first = self._frame == 1
+        first = self._frame == 1 or self._previous_frame == 0
         ids = np.zeros(n, np.int64)
         if first:
             ids = np.arange(self._next_id, self._next_id + n)
             self._next_id += n
-        new = {
-            "ids": ids,
-            "status": np.full(n, CONFIRMED if first else TENTATIVE, np.int8),
-            "hits": np.ones(n, np.int64),
-            "misses": np.zeros(n, np.int64),
-            "last_frame": np.full(n, self._frame, np.int64),
-            "last_box": boxes,
-            "mean": mean,
-            "cov": cov,
-            "obs_mean": mean.copy(),
-            "obs_cov": cov.copy(),
-            "score": dets.scores.astype(np.float64),
-        }
-        for k, v in new.items():
-            t[k] = np.concatenate([t[k], v])
-        if dets.embeddings is not None or t["emb"] is not None:
-            dim = dets.embeddings.shape[1] if dets.embeddings is not None else t["emb"].shape[1]
-            old = t["emb"] if t["emb"] is not None else np.zeros((len(t["ids"]) - n, dim))
-            fresh = dets.embeddings if dets.embeddings is not None else np.zeros((n, dim))
-            t["emb"] = np.concatenate([old, fresh.astype(np.float64)])
-
-    def _report(self, track_match: np.ndarray, dets: Detections, kept: np.ndarray) -> Tracks:
-        t = self._t
-        show = (t["status"] == CONFIRMED) & (t["misses"] == 0)
-        d = track_match[show]
-        if self.config.output_kalman_box:
-            xyxy = cxcywh_to_xyxy(t["mean"][show, :4])
-        else:
-            xyxy = dets.xyxy[d]
-        return Tracks(
-            xyxy=xyxy,
-            scores=t["score"][show],
-            embeddings=None if dets.embeddings is None else dets.embeddings[d],
-            ids=t["ids"][show],
-            det_index=kept[d],
+        old_n = len(t)
+        t.extend(
+            {
+                "ids": ids,
+                "status": np.full(n, CONFIRMED if first else TENTATIVE, np.int8),
+                "hits": np.ones(n, np.int64),
+                "misses": np.zeros(n, np.int64),
+                "last_frame": np.full(n, self._frame, np.int64),
+                "last_box": boxes,
+                "mean": mean,
+                "cov": cov,
+                "obs_mean": mean.copy(),
+                "obs_cov": cov.copy(),
+                "score": scores,
+            }
         )
+        if emb is not None or t.emb is not None:
+            dim = emb.shape[1] if emb is not None else t.emb.shape[1]
+            old = t.emb if t.emb is not None else np.zeros((old_n, dim))
+            t.emb = np.concatenate([old, emb if emb is not None else np.zeros((n, dim))])
 
-
-def _warp_boxes(cxcywh: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    out = cxcywh.copy()
-    out[:, :2] = cxcywh[:, :2] @ affine[:, :2].T + affine[:, 2]
-    return out
+    def _report(self, match, xyxy, scores, emb, kept) -> Tracks:
+        t = self._t
+        matched = (t.status == CONFIRMED) & (t.misses == 0)
+        coasting = (
+            (t.status == LOST)
+            & (t.misses <= self.config.coast_frames)
+            & (t.hits >= self.config.coast_min_run)
+        )
+        show = np.flatnonzero(matched | coasting)
+        d = match[show]
+        boxes = _xyxy(t.mean[show, :4])
+        if not self.config.output_kalman_box:
+            boxes[d >= 0] = xyxy[d[d >= 0]]
+        embeddings = None
+        if emb is not None:
+            embeddings = np.zeros((len(show), emb.shape[1]), np.float32)
+            embeddings[d >= 0] = emb[d[d >= 0]]
+        det_index = np.full(len(show), -1, np.int64)
+        det_index[d >= 0] = kept[d[d >= 0]]
+        return Tracks._trusted(
+            xyxy=boxes.astype(np.float32),
+            scores=t.score[show].astype(np.float32),
+            embeddings=embeddings,
+            ids=t.ids[show],
+            det_index=det_index,
+        )

@@ -1,0 +1,219 @@
+import logging
+
+import numpy as np
+import pytest
+
+from heatrack import Detections, Tracker, TrackerConfig, Tracks
+from heatrack.data.noise import NoiseModel, detections_from_gt
+from heatrack.data.synthetic import SyntheticConfig, render
+from heatrack.eval.mot import SequenceData, evaluate
+from heatrack.pipeline import detections_by_frame, track_detections, tracks_to_rows
+
+
+def box(cx, cy, w=20.0, h=50.0):
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def dets(*boxes, scores=None, emb=None):
+    b = np.array(boxes, float).reshape(-1, 4)
+    s = np.full(len(b), 0.9) if scores is None else np.asarray(scores, float)
+    return Detections(xyxy=b, scores=s, embeddings=emb)
+
+
+def gt_id_to_track_ids(seq, min_visibility=0.0, model=None, config=None):
+    """Track detections made from gt (exact, or noisy) and map each gt id to the track ids
+    reported on its boxes."""
+    gt = seq.gt
+    keep = gt.visibility > min_visibility
+    rows = gt[keep]
+    tracker = Tracker(config, frame_rate=seq.config.fps)
+    per_frame = dict(rows.by_frame())
+    seen: dict[int, list[int]] = {}
+    for f in range(1, seq.config.length + 1):
+        r = per_frame.get(f)
+        d = Detections.empty() if r is None else Detections.from_xywh(r.xywh, np.full(len(r), 0.9))
+        out = tracker.update(d)
+        for tid, di in zip(out.ids, out.det_index, strict=True):
+            if di >= 0:  # coasting tracks (det_index -1) have no gt row
+                seen.setdefault(int(r.ids[di]), []).append(int(tid))
+    return seen
+
+
+def test_crossing_pair_keeps_identities():
+    seq = render(
+        SyntheticConfig(num_people=2, crossing_pair=True, pillar_x=None, length=60, seed=4)
+    )
+    seen = gt_id_to_track_ids(seq, min_visibility=0.3)
+    assert set(seen) == {1, 2}
+    for gid, tids in seen.items():
+        assert len(set(tids)) == 1, f"person {gid} got track ids {sorted(set(tids))}"
+    assert seen[1][0] != seen[2][0]
+
+
+def test_walker_hidden_behind_pillar_comes_back_with_same_id():
+    cfg = SyntheticConfig(
+        num_people=1, crossing_pair=True, pillar_x=0.5, pillar_width=40, length=60, seed=2
+    )
+    seq = render(cfg)
+    vis = seq.gt.visibility
+    assert (vis < 0.3).any(), "the walker must actually disappear behind the pillar"
+    seen = gt_id_to_track_ids(seq, min_visibility=0.3)
+    assert len(set(seen[1])) == 1
+
+
+def test_hota_on_noisy_synthetic_sequence_stays_above_floor():
+    seq = render(SyntheticConfig(length=120, num_people=10, width=480, height=320, seed=11))
+    det = detections_from_gt(seq.gt, 120, 480, 320, NoiseModel(seed=1))
+    tracker = Tracker(frame_rate=seq.config.fps)
+    rows = tracks_to_rows(track_detections(detections_by_frame(det, 120), tracker))
+    m = evaluate([SequenceData("S", 120, seq.gt, rows)])["S"]
+    assert m["HOTA"] > 55 and m["IDF1"] > 65, m
+
+
+def test_first_frame_tracks_are_confirmed_later_ones_wait_for_a_second_hit():
+    tr = Tracker()
+    out = tr.update(dets(box(50, 50)))
+    assert out.ids.tolist() == [1]
+    out = tr.update(dets(box(52, 50), box(200, 50)))
+    assert out.ids.tolist() == [1]  # the newcomer is tentative
+    out = tr.update(dets(box(54, 50), box(202, 50)))
+    assert sorted(out.ids.tolist()) == [1, 2]
+
+
+def test_low_score_detection_extends_a_track_but_never_starts_one():
+    tr = Tracker(TrackerConfig(high_score=0.5, low_score=0.1))
+    tr.update(dets(box(50, 50)))
+    out = tr.update(dets(box(52, 50), box(300, 50), scores=[0.3, 0.3]))
+    assert out.ids.tolist() == [1] and out.det_index.tolist() == [0]
+    for _ in range(3):
+        out = tr.update(dets(box(300, 50), scores=[0.3]))
+    assert 2 not in out.ids
+
+
+def test_lost_track_recovers_within_buffer_and_is_removed_after():
+    tr = Tracker(TrackerConfig(max_lost_seconds=0.2), frame_rate=10)  # 2 frames
+    for k in range(5):
+        tr.update(dets(box(50 + 2 * k, 50)))
+    tr.update(Detections.empty())
+    out = tr.update(dets(box(64, 50)))
+    assert out.ids.tolist() == [1]
+    for _ in range(4):
+        tr.update(Detections.empty())
+    tr.update(dets(box(74, 50)))
+    out = tr.update(dets(box(76, 50)))
+    assert out.ids.tolist() == [2]
+
+
+def test_appearance_recovers_identity_after_a_long_gap():
+    cfg = TrackerConfig(max_lost_seconds=0.5, reid_max_lost_seconds=10)
+    a, b = np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]])
+    tr = Tracker(cfg, frame_rate=10)
+    for k in range(5):
+        tr.update(dets(box(100 + k, 100), box(300, 100), emb=np.vstack([a, b])))
+    for _ in range(30):  # 3 s unseen, far beyond the IoU buffer
+        tr.update(dets(box(300, 100), emb=b))
+    out = tr.update(dets(box(140, 100), box(300, 100), emb=np.vstack([a, b])))
+    assert sorted(out.ids.tolist()) == [1, 2]
+    # Without embeddings the same person comes back as someone new.
+    tr = Tracker(cfg, frame_rate=10)
+    for k in range(5):
+        tr.update(dets(box(100 + k, 100)))
+    for _ in range(30):
+        tr.update(Detections.empty())
+    tr.update(dets(box(140, 100)))
+    assert tr.update(dets(box(141, 100))).ids.tolist() == [2]
+
+
+def test_bad_rows_are_dropped_and_det_index_points_at_input_rows(caplog):
+    tr = Tracker()
+    bad = np.array([box(50, 50), [np.nan, 0, 10, 10], [30, 30, 10, 10], box(200, 50)])
+    with caplog.at_level(logging.WARNING):
+        out = tr.update(Detections(xyxy=bad, scores=[0.9, 0.9, 0.9, 0.9]))
+    assert "dropped 2 detections" in caplog.text
+    assert sorted(out.det_index.tolist()) == [0, 3]
+
+
+def test_boxes_are_clipped_to_the_image_when_a_frame_is_given():
+    tr = Tracker(TrackerConfig(output_kalman_box=False))
+    frame = np.zeros((100, 200, 3), np.uint8)
+    out = tr.update(dets([-10, 20, 30, 140], [195, 50, 260, 60]), frame=frame)
+    np.testing.assert_allclose(out.xyxy, [[0, 20, 30, 100], [195, 50, 200, 60]])
+    # A box entirely outside the image collapses to zero width and is dropped.
+    out = Tracker().update(dets([300, 10, 340, 60]), frame=frame)
+    assert len(out) == 0
+
+
+def test_frames_out_of_order_are_an_error_and_gaps_are_predicted():
+    tr = Tracker()
+    tr.update(dets(box(50, 50)), frame_index=5)
+    with pytest.raises(ValueError, match="frame 5 arrives after frame 5"):
+        tr.update(dets(box(50, 50)), frame_index=5)
+    with pytest.raises(ValueError, match="increasing order"):
+        tr.update(dets(box(50, 50)), frame_index=3)
+    out = tr.update(dets(box(52, 50)), frame_index=8)  # frames 6, 7 undecodable
+    assert out.ids.tolist() == [1]
+
+
+def test_empty_frames_and_reset():
+    tr = Tracker()
+    out = tr.update(Detections.empty())
+    assert isinstance(out, Tracks) and len(out) == 0
+    tr.update(dets(box(50, 50)))
+    tr.reset()
+    assert tr.frame_index == 0
+    assert tr.update(dets(box(300, 300))).ids.tolist() == [1]
+
+
+def test_embedding_dimension_change_is_an_error():
+    tr = Tracker()
+    tr.update(dets(box(50, 50), emb=np.ones((1, 4)) / 2))
+    with pytest.raises(ValueError, match="embeddings have 8 dimensions"):
+        tr.update(dets(box(50, 50), emb=np.ones((1, 8)) / np.sqrt(8)))
+
+
+def test_tracker_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from heatrack import Tracker, Detections\n"
+        "import numpy as np\n"
+        "print(Tracker().update(Detections(xyxy=np.array([[0,0,10,20.]]), scores=[1.0])).ids)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_reported_tracks_honour_the_type_contract():
+    tr = Tracker(TrackerConfig(coast_frames=2, coast_min_run=1))
+    emb = np.eye(2, 4)
+    tr.update(dets(box(50, 50), box(150, 50), emb=emb))
+    out = tr.update(dets(box(52, 50), emb=emb[:1]))  # the second person coasts
+    checked = Tracks(
+        xyxy=out.xyxy,
+        scores=out.scores,
+        embeddings=out.embeddings,
+        ids=out.ids,
+        det_index=out.det_index,
+    )
+    for name in ("xyxy", "scores", "embeddings", "ids", "det_index"):
+        assert getattr(out, name).dtype == getattr(checked, name).dtype
+        assert getattr(out, name).shape == getattr(checked, name).shape
+    assert sorted(out.det_index.tolist()) == [-1, 0]
+
+
+def test_established_track_coasts_through_a_short_miss_at_its_prediction():
+    tr = Tracker(TrackerConfig(coast_frames=2, coast_min_run=3))
+    for k in range(4):
+        tr.update(dets(box(50 + 4 * k, 50)))
+    out = tr.update(Detections.empty())
+    assert out.ids.tolist() == [1] and out.det_index.tolist() == [-1]
+    np.testing.assert_allclose(out.centers[0], [50 + 4 * 4, 50], atol=1.0)  # kept walking
+    assert len(tr.update(Detections.empty())) == 1
+    assert len(tr.update(Detections.empty())) == 0  # beyond coast_frames
+    # A track too young to be trusted does not coast.
+    tr = Tracker(TrackerConfig(coast_frames=2, coast_min_run=3))
+    tr.update(dets(box(50, 50)))
+    tr.update(dets(box(52, 50)))
+    assert len(tr.update(Detections.empty())) == 0
