@@ -18,6 +18,8 @@ import numpy as np
 
 _DIAG = np.arange(8)
 _DIAG4 = np.arange(4)
+_WHWH = np.array([0, 1, 0, 1])
+_SIZE_OF_EACH = np.array([2, 3, 2, 3, 2, 3, 2, 3])  # the size column scaling each state entry
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class KalmanFilter:
 
     def _scale(self, wh: np.ndarray) -> np.ndarray:
         """(N, 4) per-coordinate sizes: w, h, w, h."""
-        return np.concatenate([wh, wh], axis=1)
+        return wh[:, _WHWH]
 
     def initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start tracks at measured boxes (N, 4) cx, cy, w, h, with zero velocity."""
@@ -47,25 +49,22 @@ class KalmanFilter:
         return mean, cov
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame ahead: x' = F x, P' = F P F^T + Q.
+        """One frame ahead: x' = F x, P' = F P F^T + Q, with F = [[I, I], [0, I]].
 
-        With F = [[I, I], [0, I]] in 4x4 blocks, F P F^T is written out blockwise:
-        P11 + P12 + P21 + P22, P12 + P22, P21 + P22, P22 (cheaper than two batched matmuls).
+        F P F^T is applied in place of two batched matmuls: add the velocity block rows to the
+        position rows, then the velocity columns to the position columns.
         """
         if len(mean) == 0:
             return mean, cov
-        s = self._scale(mean[:, 2:4])
-        q = np.concatenate([(self.std_position * s) ** 2, (self.std_velocity * s) ** 2], axis=1)
+        weights = np.repeat([self.std_position, self.std_velocity], 4)
+        q = (mean[:, _SIZE_OF_EACH] * weights) ** 2
         mean = mean.copy()
         mean[:, :4] += mean[:, 4:]
-        p11, p12, p21, p22 = cov[:, :4, :4], cov[:, :4, 4:], cov[:, 4:, :4], cov[:, 4:, 4:]
-        new = np.empty_like(cov)
-        new[:, :4, 4:] = p12 + p22
-        new[:, 4:, :4] = p21 + p22
-        new[:, :4, :4] = p11 + new[:, :4, 4:] + p21
-        new[:, 4:, 4:] = p22
-        new[:, _DIAG, _DIAG] += q
-        return mean, new
+        cov = cov.copy()
+        cov[:, :4] += cov[:, 4:]
+        cov[:, :, :4] += cov[:, :, 4:]
+        cov[:, _DIAG, _DIAG] += q
+        return mean, cov
 
     def project(
         self, mean: np.ndarray, cov: np.ndarray, confidence: np.ndarray | None = None
@@ -94,10 +93,9 @@ class KalmanFilter:
             return mean, cov
         projected, s = self.project(mean, cov, confidence)
         pht = cov[:, :, :4]  # P H^T, since H selects the first four coordinates
-        # K = P H^T S^-1, solved rather than inverted; S is symmetric.
-        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)
+        gain = pht @ np.linalg.inv(s)  # K = P H^T S^-1; S is 4x4 and well conditioned
         innovation = np.asarray(boxes, np.float64) - projected
-        mean = mean + np.einsum("nij,nj->ni", gain, innovation)
+        mean = mean + (gain @ innovation[..., None])[..., 0]
         cov = cov - gain @ pht.transpose(0, 2, 1)
         return mean, cov
 

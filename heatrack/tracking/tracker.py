@@ -155,6 +155,11 @@ class _TrackTable:
             setattr(self, name, np.concatenate([getattr(self, name), value]))
 
 
+def _where(mask: np.ndarray) -> np.ndarray:
+    """Indices of True entries of a 1-D mask (np.flatnonzero without its ravel overhead)."""
+    return mask.nonzero()[0]
+
+
 def _xyxy(cxcywh: np.ndarray) -> np.ndarray:
     half = cxcywh[:, 2:4] / 2
     return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
@@ -254,7 +259,7 @@ class Tracker:
         if dead.any():
             t.keep(~dead)
             match = match[~dead]
-        births = np.flatnonzero(free & (scores >= cfg.new_track_score))
+        births = _where(free & (scores >= cfg.new_track_score))
         if len(births):
             self._start_tracks(xyxy[births], scores[births], None if emb is None else emb[births])
             match = np.concatenate([match, births])
@@ -278,7 +283,7 @@ class Tracker:
             np.clip(xyxy[:, 0::2], 0, frame.shape[1], out=xyxy[:, 0::2])
             np.clip(xyxy[:, 1::2], 0, frame.shape[0], out=xyxy[:, 1::2])
         ok &= ((xyxy[:, 2:] - xyxy[:, :2]) >= self.config.min_box_size).all(axis=1)
-        kept = np.flatnonzero(ok)
+        kept = _where(ok)
         if emb is not None:
             if self._emb_dim is None:
                 self._emb_dim = emb.shape[1]
@@ -299,8 +304,8 @@ class Tracker:
         use_app = emb is not None and t.emb is not None
 
         # Stage 1: confirmed and recently lost tracks vs confident detections.
-        pool = np.flatnonzero((status != TENTATIVE) & (t.misses <= self.max_lost_frames))
-        dets = np.flatnonzero(free)
+        pool = _where((status != TENTATIVE) & (t.misses <= self.max_lost_frames))
+        dets = _where(free)
         if len(pool) and len(dets):
             motion_cost = diou_cost if cfg.distance_iou else iou_cost
             cost = motion_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
@@ -310,33 +315,33 @@ class Tracker:
             self._assign(match, free, pool, dets, cost, cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
-        pool = np.flatnonzero((match < 0) & (status == CONFIRMED))
-        dets = np.flatnonzero(scores < cfg.high_score)
+        pool = _where((match < 0) & (status == CONFIRMED))
+        dets = _where(scores < cfg.high_score)
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets])
             self._assign(match, None, pool, dets, cost, cfg.low_match_cost)
 
         # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
         if cfg.recovery_match_cost < 1.0:
-            pool = np.flatnonzero(
+            pool = _where(
                 (match < 0) & (status != TENTATIVE) & (t.misses <= self.max_lost_frames)
             )
-            dets = np.flatnonzero(free)
+            dets = _where(free)
             if len(pool) and len(dets):
                 cost = iou_cost(_xyxy(t.last_box[pool]), xyxy[dets])
                 self._assign(match, free, pool, dets, cost, cfg.recovery_match_cost)
 
         # Stage 4: tentative tracks vs confident detections left.
-        pool = np.flatnonzero(status == TENTATIVE)
-        dets = np.flatnonzero(free)
+        pool = _where(status == TENTATIVE)
+        dets = _where(free)
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
             self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
 
         # Stage 5: re-identify long-lost tracks by appearance.
         if use_app:
-            pool = np.flatnonzero((match < 0) & (status == LOST))
-            dets = np.flatnonzero(free)
+            pool = _where((match < 0) & (status == LOST))
+            dets = _where(free)
             if len(pool) and len(dets):
                 cost = appearance_cost(t.emb[pool], emb[dets])
                 cost[~self._reid_reachable(pool, xyxy[dets])] = 1.0
@@ -361,7 +366,7 @@ class Tracker:
 
     def _apply_matches(self, match, xyxy, scores, emb) -> None:
         t, cfg = self._t, self.config
-        rows = np.flatnonzero(match >= 0)
+        rows = _where(match >= 0)
         if len(rows) == 0:
             return
         d = match[rows]
@@ -465,7 +470,7 @@ class Tracker:
             & (t.misses <= self.config.coast_frames)
             & (t.hits >= self.config.coast_min_run)
         )
-        show = np.flatnonzero(matched | coasting)
+        show = _where(matched | coasting)
         d = match[show]
         boxes = _xyxy(t.mean[show, :4])
         if not self.config.output_kalman_box:
