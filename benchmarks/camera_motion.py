@@ -47,12 +47,21 @@ def gain(jitter: float, seeds=range(3)) -> dict[str, dict]:
         config = dataclasses.replace(TrackerConfig(), camera_motion=use)
         results = []
         for seed in seeds:
-            cfg = SyntheticConfig(name=f"J{seed}", length=150, num_people=12, width=640,
-                                  height=360, min_person_height=50, max_person_height=130,
-                                  camera_jitter=jitter, seed=seed)
+            cfg = SyntheticConfig(
+                name=f"J{seed}",
+                length=150,
+                num_people=12,
+                width=640,
+                height=360,
+                min_person_height=50,
+                max_person_height=130,
+                camera_jitter=jitter,
+                seed=seed,
+            )
             seq = render(cfg)
-            det = detections_from_gt(seq.gt, cfg.length, cfg.width, cfg.height,
-                                     NoiseModel(seed=seed))
+            det = detections_from_gt(
+                seq.gt, cfg.length, cfg.width, cfg.height, NoiseModel(seed=seed)
+            )
             tracker = Tracker(config, frame_rate=cfg.fps)
             per_frame = dict(detections_by_frame(det, cfg.length))
             stream = (
@@ -65,8 +74,10 @@ def gain(jitter: float, seeds=range(3)) -> dict[str, dict]:
 
 
 def main() -> None:
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}, date {time.strftime('%Y-%m-%d')}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, date {time.strftime('%Y-%m-%d')}"
+    )
     for path in (DATA / "MOT15/train/PETS09-S2L1", DATA / "MOT17-mini/train/MOT17-04-FRCNN"):
         if path.exists():
             ms, size = cost_per_frame(path)
@@ -75,8 +86,10 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|")
     for jitter in (0.0, 2.0, 4.0):
         for name, m in gain(jitter).items():
-            print(f"| {jitter} | {name} | {m['HOTA']:.2f} | {m['AssA']:.2f} | {m['IDF1']:.2f} "
-                  f"| {m['IDSW']} |")
+            print(
+                f"| {jitter} | {name} | {m['HOTA']:.2f} | {m['AssA']:.2f} | {m['IDF1']:.2f} "
+                f"| {m['IDSW']} |"
+            )
 
 
 if __name__ == "__main__":

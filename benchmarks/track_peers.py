@@ -254,8 +254,12 @@ def main() -> None:
     )
     ap.add_argument("--sets", nargs="+", default=["mot15", "mot17-noisy", "mot17-lift"])
     ap.add_argument("--only", nargs="+", help="run only these trackers (names as printed)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="run every tracker this many times per sequence; time = the fastest run")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="run every tracker this many times per sequence; time = the fastest run",
+    )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)

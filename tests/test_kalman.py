@@ -77,3 +77,18 @@ def test_batched_equals_one_by_one():
         m1, p1 = KF.update(mean[i : i + 1], cov[i : i + 1], z[i : i + 1])
         np.testing.assert_allclose(m_all[i], m1[0])
         np.testing.assert_allclose(p_all[i], p1[0])
+
+
+def test_multi_step_predict_equals_repeated_steps_when_sizes_do_not_change():
+    mean = np.array([[10.0, 20.0, 4.0, 8.0, 1.0, -2.0, 0.0, 0.0]])  # vw = vh = 0: Q constant
+    cov = np.diag(np.arange(1.0, 9.0))[None]
+    m, p = mean, cov
+    for _ in range(5):
+        m, p = KF.predict(m, p)
+    m5, p5 = KF.predict(mean, cov, steps=5)
+    np.testing.assert_allclose(m5, m)
+    np.testing.assert_allclose(p5, p)
+    # Per-track step counts.
+    both_m, both_p = KF.predict(np.vstack([mean, mean]), np.vstack([cov, cov]), np.array([1, 5]))
+    np.testing.assert_allclose(both_m[1], m[0])
+    np.testing.assert_allclose(both_p[0], KF.predict(mean, cov)[1][0])

@@ -12,6 +12,7 @@ returns arrays: ``mean`` (N, 8) and ``cov`` (N, 8, 8); nothing is stored here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,11 @@ class KalmanFilter:
     #: Std of a measurement, relative to box size.
     std_measurement: float = 1.0 / 20
 
+    @functools.cached_property
+    def _noise_weights(self) -> np.ndarray:
+        """Process-noise std per state entry, relative to the matching box size."""
+        return np.repeat([self.std_position, self.std_velocity], 4)
+
     def _scale(self, wh: np.ndarray) -> np.ndarray:
         """(N, 4) per-coordinate sizes: w, h, w, h."""
         return wh[:, _WHWH]
@@ -48,22 +54,43 @@ class KalmanFilter:
         cov[:, _DIAG, _DIAG] = std**2
         return mean, cov
 
-    def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame ahead: x' = F x, P' = F P F^T + Q, with F = [[I, I], [0, I]].
+    def predict(
+        self, mean: np.ndarray, cov: np.ndarray, steps: int | np.ndarray = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``steps`` frames ahead (an int, or (N,) per track): x' = F^k x,
+        P' = F^k P F^k^T + sum_{i<k} F^i Q F^i^T, with F^k = [[I, kI], [0, I]].
 
-        F P F^T is applied in place of two batched matmuls: add the velocity block rows to the
-        position rows, then the velocity columns to the position columns.
+        Q is taken from the sizes at the start, which makes one call of k steps cost the same
+        as one step; for k = 1 it is the textbook update. Per coordinate, the summed noise is
+        [[k qp + qv S2, qv S1], [qv S1, k qv]] with S1 = k(k-1)/2, S2 = (k-1)k(2k-1)/6.
         """
         if len(mean) == 0:
             return mean, cov
-        weights = np.repeat([self.std_position, self.std_velocity], 4)
-        q = (mean[:, _SIZE_OF_EACH] * weights) ** 2
+        if isinstance(steps, int) and steps == 1:  # the common case, in fewer operations
+            mean = mean.copy()
+            q = (mean[:, _SIZE_OF_EACH] * self._noise_weights) ** 2
+            mean[:, :4] += mean[:, 4:]
+            cov = cov.copy()
+            cov[:, :4] += cov[:, 4:]
+            cov[:, :, :4] += cov[:, :, 4:]
+            cov[:, _DIAG, _DIAG] += q
+            return mean, cov
+        k = np.broadcast_to(np.asarray(steps, np.float64), (len(mean),))[:, None]
+        size = mean[:, _SIZE_OF_EACH[:4]]
+        qp = (self.std_position * size) ** 2
+        qv = (self.std_velocity * size) ** 2
+        s1 = k * (k - 1) / 2
+        s2 = (k - 1) * k * (2 * k - 1) / 6
         mean = mean.copy()
-        mean[:, :4] += mean[:, 4:]
+        mean[:, :4] += k * mean[:, 4:]
         cov = cov.copy()
-        cov[:, :4] += cov[:, 4:]
-        cov[:, :, :4] += cov[:, :, 4:]
-        cov[:, _DIAG, _DIAG] += q
+        kk = k[:, :, None]
+        cov[:, :4] += kk * cov[:, 4:]
+        cov[:, :, :4] += kk.transpose(0, 2, 1) * cov[:, :, 4:]
+        cov[:, _DIAG4, _DIAG4] += k * qp + s2 * qv
+        cov[:, _DIAG4 + 4, _DIAG4 + 4] += k * qv
+        cov[:, _DIAG4, _DIAG4 + 4] += s1 * qv
+        cov[:, _DIAG4 + 4, _DIAG4] += s1 * qv
         return mean, cov
 
     def project(

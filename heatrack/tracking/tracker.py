@@ -80,6 +80,9 @@ class TrackerConfig:
     min_hits: int = 2
     #: Seconds a lost track is kept for IoU re-association before it is removed.
     max_lost_seconds: float = 2.0
+    #: Observation-centric re-update: a track back after a gap replays it with at most this
+    #: many virtual observations on the line from its last box to the new one.
+    reupdate_points: int = 8
     #: Scale the Kalman measurement noise by (1 - score): trust confident boxes more.
     score_scaled_noise: bool = False
     #: Seconds a lost track is kept for appearance re-identification (embeddings only).
@@ -136,7 +139,8 @@ class _TrackTable:
         self.last_box = np.zeros((0, 4))  # last matched box, cx cy w h
         self.mean = np.zeros((0, 8))
         self.cov = np.zeros((0, 8, 8))
-        self.obs_mean = np.zeros((0, 8))  # Kalman state right after the last match
+        # Kalman state right after the last match; written when a track first misses.
+        self.obs_mean = np.zeros((0, 8))
         self.obs_cov = np.zeros((0, 8, 8))
         self.score = np.zeros(0)
         self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
@@ -238,11 +242,14 @@ class Tracker:
             affine = self.camera.estimate(frame)
             if affine is not None and len(t):
                 t.mean, t.cov = self.kalman.warp(t.mean, t.cov, affine)
+                t.obs_mean, t.obs_cov = self.kalman.warp(t.obs_mean, t.obs_cov, affine)
                 t.last_box[:, :2] = t.last_box[:, :2] @ affine[:, :2].T + affine[:, 2]
+        # State after the previous frame's updates: for tracks matched then, it is the state
+        # at their last observation, which the re-update replays from if they now miss.
+        before_mean, before_cov = t.mean, t.cov
         if len(t):
             t.mean[t.status == LOST, 6:8] = 0.0  # no size change while nobody sees the person
-            for _ in range(steps):
-                t.mean, t.cov = self.kalman.predict(t.mean, t.cov)
+            t.mean, t.cov = self.kalman.predict(t.mean, t.cov, steps)
             t.misses += steps
 
         match = np.full(len(t), -1)  # detection row matched to each track
@@ -250,6 +257,11 @@ class Tracker:
         if len(t) and len(scores):
             self._associate(match, free, xyxy, scores, emb)
 
+        # Tracks missing for the first time keep their last observed state for the re-update.
+        first_miss = (match < 0) & (t.last_frame == self._previous_frame)
+        if first_miss.any():
+            t.obs_mean[first_miss] = before_mean[first_miss]
+            t.obs_cov[first_miss] = before_cov[first_miss]
         self._apply_matches(match, xyxy, scores, emb)
         # Lifecycle: missed confirmed tracks are lost; missed tentative or too old ones go.
         unmatched = match < 0
@@ -323,9 +335,7 @@ class Tracker:
 
         # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
         if cfg.recovery_match_cost < 1.0:
-            pool = _where(
-                (match < 0) & (status != TENTATIVE) & (t.misses <= self.max_lost_frames)
-            )
+            pool = _where((match < 0) & (status != TENTATIVE) & (t.misses <= self.max_lost_frames))
             dets = _where(free)
             if len(pool) and len(dets):
                 cost = iou_cost(_xyxy(t.last_box[pool]), xyxy[dets])
@@ -384,8 +394,6 @@ class Tracker:
                 t.mean[r], t.cov[r] = self._reupdate(r, boxes[part], conf)
             else:
                 t.mean[r], t.cov[r] = self.kalman.update(t.mean[r], t.cov[r], boxes[part], conf)
-        t.obs_mean[rows] = t.mean[rows]
-        t.obs_cov[rows] = t.cov[rows]
         t.last_box[rows] = boxes
         t.last_frame[rows] = self._frame
         t.score[rows] = scores[d]
@@ -404,18 +412,24 @@ class Tracker:
 
     def _reupdate(self, rows: np.ndarray, boxes: np.ndarray, conf) -> tuple[np.ndarray, np.ndarray]:
         """Replay each track's gap from its last observation along a straight line to its new
-        box: predict, then update with the interpolated box, frame by frame. Tracks are
-        batched; at step k only those whose gap is at least k take part."""
+        box: predict to the next virtual observation, update with the interpolated box, and
+        so on. A gap of g frames gets min(g, ``reupdate_points``) evenly spaced observations,
+        the last one being the real box; tracks are batched."""
         t = self._t
         gaps = self._frame - t.last_frame[rows]
+        points = np.minimum(gaps, max(1, self.config.reupdate_points))
         mean, cov = t.obs_mean[rows].copy(), t.obs_cov[rows].copy()
         start = t.last_box[rows]
-        for step in range(1, int(gaps.max()) + 1):
-            on = gaps >= step
-            m, c = self.kalman.predict(mean[on], cov[on])
-            virtual = start[on] + (boxes[on] - start[on]) * (step / gaps[on])[:, None]
+        done = np.zeros(len(rows), np.int64)  # frames of the gap replayed so far
+        for i in range(1, int(points.max()) + 1):
+            on = points >= i
+            reach = np.round(gaps[on] * i / points[on]).astype(np.int64)
+            m, c = self.kalman.predict(mean[on], cov[on], reach - done[on])
+            frac = (reach / gaps[on])[:, None]
+            virtual = start[on] + (boxes[on] - start[on]) * frac
             m, c = self.kalman.update(m, c, virtual, None if conf is None else conf[on])
             mean[on], cov[on] = m, c
+            done[on] = reach
         return mean, cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
