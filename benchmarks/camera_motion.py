@@ -15,8 +15,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from heatrack.data.noise import NoiseModel, detections_from_gt
 from heatrack.data.synthetic import SyntheticConfig, render
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
