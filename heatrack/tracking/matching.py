@@ -64,28 +64,31 @@ def fuse_appearance(
     return np.minimum(motion, app)
 
 
-def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Minimum-cost one-to-one assignment (Hungarian) where leaving a row or a column unmatched
-    costs ``threshold / 2``, so a pair is matched only when its cost is below ``threshold``.
+def match_pairs(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the minimum-cost one-to-one assignment where leaving a row or a
+    column unmatched costs ``threshold / 2``: a pair is matched only if its cost is below
+    ``threshold``, and one good match is preferred to two poor ones (lapjv's ``cost_limit``).
 
-    Pricing "unmatched" this way (as lapjv's ``cost_limit`` does) keeps one good match rather
-    than forcing two poor ones just to match more pairs. It equals an assignment on
-    ``min(cost - threshold, 0)``: a pair then gains only what it beats the threshold by.
-    Returns ``matches`` (K, 2) of (row, column), and the unmatched rows and columns.
+    It equals an assignment on ``min(cost - threshold, 0)``: a pair gains only what it beats
+    the threshold by.
     """
-    n, m = cost.shape
-    if n == 0 or m == 0:
-        return np.zeros((0, 2), np.int64), np.arange(n), np.arange(m)
     feasible = cost < threshold
-    if (feasible.sum(axis=0) <= 1).all() and (feasible.sum(axis=1) <= 1).all():
+    per_row = feasible.sum(axis=1)
+    if per_row.max(initial=0) <= 1 and feasible.sum(axis=0).max(initial=0) <= 1:
         # No row or column has a choice to make (the usual case in sparse scenes).
-        matches = np.argwhere(feasible)
-    else:
-        rows, cols = linear_sum_assignment(np.minimum(cost - threshold, 0.0))
-        keep = feasible[rows, cols]
-        matches = np.stack([rows[keep], cols[keep]], axis=1)
+        return feasible.nonzero()
+    rows, cols = linear_sum_assignment(np.minimum(cost - threshold, 0.0))
+    keep = feasible[rows, cols]
+    return rows[keep], cols[keep]
+
+
+def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_pairs` as ``matches`` (K, 2) of (row, column), plus the unmatched rows and
+    columns."""
+    n, m = cost.shape
+    rows, cols = match_pairs(cost, threshold)
     free_rows = np.ones(n, bool)
-    free_rows[matches[:, 0]] = False
+    free_rows[rows] = False
     free_cols = np.ones(m, bool)
-    free_cols[matches[:, 1]] = False
-    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+    free_cols[cols] = False
+    return np.stack([rows, cols], axis=1), free_rows.nonzero()[0], free_cols.nonzero()[0]

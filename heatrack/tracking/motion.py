@@ -32,12 +32,21 @@ class CameraMotion:
         self._prev_pts: np.ndarray | None = None
         self._scale = 1.0
 
-    def estimate(self, frame: np.ndarray) -> np.ndarray | None:
-        """Affine A (2x3) mapping previous-frame pixels to this frame's, or None if unknown."""
+    def estimate(self, frame: np.ndarray, people: np.ndarray | None = None) -> np.ndarray | None:
+        """Affine A (2x3) mapping previous-frame pixels to this frame's, or None if unknown.
+
+        ``people`` (N, 4) xyxy boxes are kept out of the features tracked into the next frame:
+        people walk, the background does not.
+        """
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         scale = min(1.0, self.max_side / max(grey.shape[:2]))
         if scale < 1.0:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        mask = None
+        if people is not None and len(people):
+            mask = np.full(grey.shape, 255, np.uint8)
+            for x0, y0, x1, y1 in np.round(np.asarray(people) * scale).astype(int):
+                mask[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 0
         affine = None
         if (
             self._prev is not None
@@ -55,6 +64,11 @@ class CameraMotion:
                     affine[:, 2] /= scale  # shift back to full-resolution pixels
         self._prev = grey
         self._prev_pts = cv2.goodFeaturesToTrack(
-            grey, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=8, blockSize=3
+            grey,
+            maxCorners=self.max_corners,
+            qualityLevel=0.01,
+            minDistance=8,
+            blockSize=3,
+            mask=mask,
         )
         return affine

@@ -38,10 +38,10 @@ import numpy as np
 from heatrack.tracking.kalman import KalmanFilter
 from heatrack.tracking.matching import (
     appearance_cost,
-    assign,
     diou_cost,
     fuse_appearance,
     iou_cost,
+    match_pairs,
 )
 from heatrack.types import Detections, Tracks
 
@@ -82,7 +82,7 @@ class TrackerConfig:
     max_lost_seconds: float = 2.0
     #: Observation-centric re-update: a track back after a gap replays it with at most this
     #: many virtual observations on the line from its last box to the new one.
-    reupdate_points: int = 8
+    reupdate_points: int = 4
     #: Scale the Kalman measurement noise by (1 - score): trust confident boxes more.
     score_scaled_noise: bool = False
     #: Seconds a lost track is kept for appearance re-identification (embeddings only).
@@ -239,7 +239,7 @@ class Tracker:
         t = self._t
 
         if self.camera is not None and frame is not None:
-            affine = self.camera.estimate(frame)
+            affine = self.camera.estimate(frame, xyxy)
             if affine is not None and len(t):
                 t.mean, t.cov = self.kalman.warp(t.mean, t.cov, affine)
                 t.obs_mean, t.obs_cov = self.kalman.warp(t.obs_mean, t.obs_cov, affine)
@@ -359,10 +359,10 @@ class Tracker:
 
     @staticmethod
     def _assign(match, free, pool, dets, cost, threshold) -> None:
-        pairs, _, _ = assign(cost, threshold)
-        match[pool[pairs[:, 0]]] = dets[pairs[:, 1]]
+        rows, cols = match_pairs(cost, threshold)
+        match[pool[rows]] = dets[cols]
         if free is not None:
-            free[dets[pairs[:, 1]]] = False
+            free[dets[cols]] = False
 
     def _reid_reachable(self, pool: np.ndarray, det_xyxy: np.ndarray) -> np.ndarray:
         """(len(pool), D) mask: a lost track could have walked to the detection in its gap."""
@@ -414,23 +414,28 @@ class Tracker:
         """Replay each track's gap from its last observation along a straight line to its new
         box: predict to the next virtual observation, update with the interpolated box, and
         so on. A gap of g frames gets min(g, ``reupdate_points``) evenly spaced observations,
-        the last one being the real box; tracks are batched."""
+        the last one being the real box. Tracks with as many observations are batched."""
         t = self._t
         gaps = self._frame - t.last_frame[rows]
         points = np.minimum(gaps, max(1, self.config.reupdate_points))
-        mean, cov = t.obs_mean[rows].copy(), t.obs_cov[rows].copy()
-        start = t.last_box[rows]
-        done = np.zeros(len(rows), np.int64)  # frames of the gap replayed so far
-        for i in range(1, int(points.max()) + 1):
-            on = points >= i
-            reach = np.round(gaps[on] * i / points[on]).astype(np.int64)
-            m, c = self.kalman.predict(mean[on], cov[on], reach - done[on])
-            frac = (reach / gaps[on])[:, None]
-            virtual = start[on] + (boxes[on] - start[on]) * frac
-            m, c = self.kalman.update(m, c, virtual, None if conf is None else conf[on])
-            mean[on], cov[on] = m, c
-            done[on] = reach
-        return mean, cov
+        out_mean, out_cov = t.obs_mean[rows], t.obs_cov[rows]  # fancy indexing: copies
+        for p in np.unique(points):
+            grp = (points == p).nonzero()[0]
+            mean, cov = out_mean[grp], out_cov[grp]
+            start, end = t.last_box[rows[grp]], boxes[grp]
+            g = gaps[grp][:, None].astype(np.float64)
+            reach = np.round(g * np.arange(1, p + 1) / p)  # (n, p) frames into the gap
+            steps = np.diff(reach, axis=1, prepend=0.0).astype(np.int64)
+            frac = reach / g
+            c = None if conf is None else conf[grp]
+            for i in range(p):
+                col = steps[:, i]
+                k = 1 if (col == 1).all() else col
+                mean, cov = self.kalman.predict(mean, cov, k)
+                virtual = start + (end - start) * frac[:, i : i + 1]
+                mean, cov = self.kalman.update(mean, cov, virtual, c)
+            out_mean[grp], out_cov[grp] = mean, cov
+        return out_mean, out_cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
         t = self._t

@@ -1,0 +1,109 @@
+"""Training targets of the heatmap detector, rendered from ground-truth boxes.
+
+Per frame, at the network's output stride:
+
+- ``heatmap`` (h, w): one Gaussian bump per pedestrian, peak exactly 1 at the cell holding the
+  box centre, spread in proportion to the box (elliptical: people are tall). Overlapping bumps
+  combine by element-wise **max, never sum**, so two people side by side stay two peaks of 1.
+- ``mask`` (h, w): 1 where the heatmap loss counts, 0 inside ignore regions (distractor
+  classes, static people, reflections, pedestrians too hidden to ask for), except near a
+  real pedestrian's centre. Anything else that is not a pedestrian (cars, street furniture)
+  is plain background: a negative, never taught as a person.
+- ``index``, ``size``, ``offset``, ``valid`` (K objects, padded): flat cell of each centre,
+  log(w / stride), log(h / stride), and the centre's sub-cell offset, for the L1 terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heatrack.io.mot import MotRows
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    stride: int = 4
+    #: Objects per frame kept for the size/offset terms (the rest still get heatmap bumps).
+    max_objects: int = 128
+    #: Pedestrians less visible than this become ignore regions, not positives.
+    min_visibility: float = 0.2
+    #: Bump std as a fraction of the box width and height (in output cells).
+    sigma_scale: float = 0.1
+    #: Smallest bump std, in output cells.
+    min_sigma: float = 0.7
+    #: Around a positive centre, cells with heatmap target above this stay counted even
+    #: inside an ignore region.
+    keep_near_positive: float = 0.1
+
+
+def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray]:
+    """(positives, ignored) xyxy boxes of one frame's gt rows.
+
+    Positives: real pedestrians (MOT17: class 1 and conf 1; MOT15: conf != 0) visible enough.
+    Ignored: distractor classes and pedestrians below ``min_visibility``.
+    """
+    ped = rows.pedestrian_mask()
+    visible = rows.visibility >= min_visibility
+    positive = ped & visible
+    ignored = rows.ignore_mask() | (ped & ~visible)
+    return rows.xyxy[positive], rows.xyxy[ignored]
+
+
+def render_targets(
+    positives: np.ndarray,
+    ignored: np.ndarray,
+    out_h: int,
+    out_w: int,
+    config: TargetConfig = TargetConfig(),
+) -> dict[str, np.ndarray]:
+    """Targets for one frame from xyxy boxes in network-input pixels (see module docstring)."""
+    s = config.stride
+    heat = np.zeros((out_h, out_w), np.float32)
+    mask = np.ones((out_h, out_w), np.float32)
+    k = config.max_objects
+    index = np.zeros(k, np.int64)
+    size = np.zeros((k, 2), np.float32)
+    offset = np.zeros((k, 2), np.float32)
+    valid = np.zeros(k, bool)
+
+    for box in np.asarray(ignored, np.float64).reshape(-1, 4):
+        x0, y0 = max(int(np.floor(box[0] / s)), 0), max(int(np.floor(box[1] / s)), 0)
+        x1, y1 = min(int(np.ceil(box[2] / s)), out_w), min(int(np.ceil(box[3] / s)), out_h)
+        if x1 > x0 and y1 > y0:
+            mask[y0:y1, x0:x1] = 0.0
+
+    ys = np.arange(out_h, dtype=np.float32)[:, None]
+    xs = np.arange(out_w, dtype=np.float32)[None, :]
+    n = 0
+    for box in np.asarray(positives, np.float64).reshape(-1, 4):
+        w, h = (box[2] - box[0]) / s, (box[3] - box[1]) / s
+        cx, cy = (box[0] + box[2]) / 2 / s, (box[1] + box[3]) / 2 / s
+        if w <= 0 or h <= 0 or not (0 <= cx < out_w and 0 <= cy < out_h):
+            continue  # centre outside the image: nothing to find here
+        ix, iy = int(cx), int(cy)
+        sx = max(config.min_sigma, config.sigma_scale * w)
+        sy = max(config.min_sigma, config.sigma_scale * h)
+        # Only a window of +-3 sigma is touched; the bump is ~0 beyond it.
+        x0, x1 = max(ix - int(3 * sx) - 1, 0), min(ix + int(3 * sx) + 2, out_w)
+        y0, y1 = max(iy - int(3 * sy) - 1, 0), min(iy + int(3 * sy) + 2, out_h)
+        bump = np.exp(
+            -((xs[:, x0:x1] - ix) ** 2) / (2 * sx * sx) - ((ys[y0:y1] - iy) ** 2) / (2 * sy * sy)
+        )
+        np.maximum(heat[y0:y1, x0:x1], bump, out=heat[y0:y1, x0:x1])
+        if n < k:
+            index[n] = iy * out_w + ix
+            size[n] = np.log(w), np.log(h)
+            offset[n] = cx - ix, cy - iy
+            valid[n] = True
+            n += 1
+    mask[heat > config.keep_near_positive] = 1.0
+    return {
+        "heatmap": heat,
+        "mask": mask,
+        "index": index,
+        "size": size,
+        "offset": offset,
+        "valid": valid,
+    }

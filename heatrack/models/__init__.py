@@ -1,0 +1,1 @@
+"""Neural networks: backbone, heatmap detector, decoding, losses."""

@@ -1,0 +1,65 @@
+"""Head maps -> Detections: the one bridge from tensors to boxes.
+
+Peaks are cells that equal the maximum of their 3x3 neighbourhood (max-pooling instead of box
+NMS), the ``top_k`` strongest are kept, then those scoring at least ``score_threshold``. A
+peak at cell (i, j) with offset (dx, dy) and log size (lw, lh) is the box centred at
+((j + dx) * 4, (i + dy) * 4) of size (exp(lw) * 4, exp(lh) * 4), in network-input pixels,
+then scaled to the original frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from heatrack.models.heatmap import STRIDE
+from heatrack.types import Detections
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    #: Most peaks kept per frame before the score threshold.
+    top_k: int = 100
+    #: Peaks below this heatmap probability are dropped.
+    score_threshold: float = 0.3
+    #: Largest log size accepted (guards exp() against a diverged head).
+    max_log_size: float = 8.0
+
+
+def peaks(heat: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local maxima of (h, w) probabilities: (scores, rows, cols), strongest first."""
+    h, w = heat.shape
+    pooled = F.max_pool2d(heat[None, None], 3, stride=1, padding=1)[0, 0]
+    keep = heat * (pooled == heat)
+    scores, index = torch.topk(keep.flatten(), min(top_k, h * w))
+    return scores, index // w, index % w
+
+
+def decode_frame(
+    heat: torch.Tensor,
+    size: torch.Tensor,
+    offset: torch.Tensor,
+    scale: tuple[float, float] = (1.0, 1.0),
+    config: DecodeConfig = DecodeConfig(),
+) -> Detections:
+    """One frame: ``heat`` (h, w) probabilities, ``size`` and ``offset`` (2, h, w).
+
+    ``scale`` = (sx, sy) maps network-input pixels to frame pixels.
+    """
+    scores, rows, cols = peaks(heat, config.top_k)
+    keep = scores >= config.score_threshold
+    scores, rows, cols = scores[keep], rows[keep], cols[keep]
+    off = offset[:, rows, cols]
+    log_wh = size[:, rows, cols].clamp(max=config.max_log_size)
+    cx = (cols.float() + off[0]) * STRIDE
+    cy = (rows.float() + off[1]) * STRIDE
+    w, h = torch.exp(log_wh[0]) * STRIDE, torch.exp(log_wh[1]) * STRIDE
+    xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
+    xyxy = xyxy * torch.tensor([scale[0], scale[1], scale[0], scale[1]])
+    return Detections(
+        xyxy=xyxy.detach().cpu().numpy().astype(np.float32),
+        scores=scores.detach().cpu().numpy().astype(np.float32),
+    )

