@@ -51,6 +51,28 @@ def _cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from heatrack.config import load_config
+    from heatrack.train.detector import DetectorTrainConfig, build
+
+    cfg = load_config(DetectorTrainConfig, args.config)
+    if args.out_dir:
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, out_dir=str(args.out_dir)))
+    if args.epochs:
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, epochs=args.epochs))
+    if not cfg.train_sequences:
+        raise ValueError(f"{args.config}: train_sequences is empty")
+    engine, split = build(cfg, args.data_root)
+    if engine.is_main:
+        print(f"train on {', '.join(split['train'])}; validate on {', '.join(split['val']) or '-'}")
+    if args.resume and engine.resume(args.resume if isinstance(args.resume, Path) else None):
+        print(f"resumed from step {engine.step} (epoch {engine.epoch})")
+    engine.fit()
+    if engine.is_main:
+        print(f"checkpoint, logs and plots in {engine.out_dir}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
 
@@ -140,6 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="offline: Gaussian smoothing of interpolated tracks, in frames",
     )
     p.set_defaults(func=_cmd_track)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (detector)",
+        description="Train a model; launch under torchrun for DistributedDataParallel.",
+    )
+    train_sub = p.add_subparsers(dest="model", required=True, metavar="MODEL")
+    t = train_sub.add_parser(
+        "detector",
+        help="train the multi-frame heatmap detector",
+        description="Train HeatmapNet on MOTChallenge sequences listed in the config (img1/ or "
+        "video-backed). Writes last.pt, log.csv, tensorboard/, loss.png and val_heatmap.png to "
+        "the run folder; --resume continues from last.pt.",
+    )
+    t.add_argument("--config", required=True, type=Path, help="YAML of DetectorTrainConfig")
+    t.add_argument("--data-root", type=Path,
+                   help="folder the config's sequence paths are relative to (default: as written)")
+    t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
+    t.add_argument("--epochs", type=int, help="override engine.epochs")
+    t.add_argument("--resume", nargs="?", const=True, type=Path, default=None,
+                   help="continue from the run folder's last.pt, or from the given checkpoint")
+    t.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser(
         "synth",

@@ -22,10 +22,15 @@ def from_dict(cls: type[T], values: dict, source: str = "config") -> T:
         )
     kwargs = {}
     for key, value in values.items():
-        default = known[key].default
-        kwargs[key] = (
-            tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-        )
+        f = known[key]
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = from_dict(type(default), value, f"{source}: {key}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[key] = value
     return cls(**kwargs)
 
 

@@ -123,9 +123,14 @@ class FrameCache:
                 "skipped": source.skipped,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
+            if folder.exists() and not (folder / "meta.json").is_file():
+                shutil.rmtree(folder)  # a broken entry left by something else
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                # Another process (a DDP rank) finished the same entry first: use theirs.
+                if not (folder / "meta.json").is_file():
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Training: the shared engine, and per-model recipes."""

@@ -1,0 +1,237 @@
+"""Train the heatmap detector on MOTChallenge sequences (``img1/`` or video-backed).
+
+Clips of T consecutive frames are read through the decoded-frame cache, augmented identically
+on every frame (scale, crop, flip, colour), turned into per-frame targets
+(:mod:`heatrack.data.clips`) and fed to :class:`~heatrack.models.heatmap.HeatmapNet` through the
+shared :class:`~heatrack.train.engine.Engine`. Validation is by sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from heatrack.data.clips import TargetConfig, render_targets, split_boxes
+from heatrack.io.cache import FrameCache
+from heatrack.io.mot import MotRows, read_gt
+from heatrack.io.sources import MotSequenceSource
+from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
+from heatrack.models.losses import gather_l1, heatmap_loss
+from heatrack.train.engine import Engine, EngineConfig
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    #: Random zoom: the crop covers the input size divided by a factor in this range.
+    scale_range: tuple[float, float] = (0.6, 1.4)
+    flip: bool = True
+    #: Brightness / contrast / saturation jitter, as fractions.
+    color: float = 0.3
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    train_sequences: tuple[str, ...] = ()
+    val_sequences: tuple[str, ...] = ()
+    cache_dir: str = "cache/frames"
+    #: Frames are cached at this scale of their original size (1080p video at 0.5 saves 4x).
+    cache_scale_max_side: int = 960
+    #: Network input (width, height), multiples of 16.
+    input_size: tuple[int, int] = (640, 384)
+    batch_size: int = 4
+    #: Clips per epoch (sampled with replacement across sequences).
+    clips_per_epoch: int = 800
+    workers: int = 0
+    heatmap_loss: str = "focal"
+    size_weight: float = 0.1
+    offset_weight: float = 1.0
+    model: HeatmapNetConfig = field(default_factory=HeatmapNetConfig)
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+
+class _Sequence:
+    """One sequence's cached frames and per-frame gt, at the cache's scale."""
+
+    def __init__(self, folder: Path, cache: FrameCache, max_side: int) -> None:
+        source = MotSequenceSource(folder)
+        w, h = source.size
+        scale = min(1.0, max_side / max(w, h))
+        self.frames = cache.load(source, scale=scale)
+        self.name = source.name
+        gt = read_gt(folder / "gt" / "gt.txt")
+        self.rows = {f: r for f, r in gt.by_frame()}
+        self.scale = self.frames.scale
+        have = set(int(i) for i in self.frames.indices)
+        self.labelled = sorted(f for f in self.rows if f in have)
+
+    def clip_starts(self, t: int) -> list[int]:
+        """First frames f such that f..f+t-1 are all cached and labelled."""
+        lab = set(self.labelled)
+        return [f for f in self.labelled if all((f + k) in lab for k in range(t))]
+
+
+def _boxes(rows: MotRows | None, scale: float, min_vis: float):
+    if rows is None:
+        return np.zeros((0, 4)), np.zeros((0, 4))
+    pos, ign = split_boxes(rows, min_vis)
+    return pos * scale, ign * scale
+
+
+class ClipDataset(Dataset):
+    """Random T-frame clips with their targets; the same augmentation on every frame."""
+
+    def __init__(self, sequences: list[_Sequence], cfg: DetectorTrainConfig, train: bool,
+                 length: int, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.train = train
+        self.t = cfg.model.frames
+        self.items = [(s, f) for s in sequences for f in s.clip_starts(self.t)]
+        if not self.items:
+            raise ValueError(
+                f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}"
+            )
+        self.length = length
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, i) if not self.train else None)
+        seq, start = self.items[int(rng.integers(len(self.items)))]
+        out_w, out_h = self.cfg.input_size
+        img_h, img_w = seq.frames.frames.shape[1:3]
+        # One geometric transform for the whole clip: zoom, crop, flip.
+        zoom = rng.uniform(*self.cfg.augment.scale_range) if self.train else 1.0
+        base = min(out_w / img_w, out_h / img_h) if not self.train else max(out_w / img_w, out_h / img_h)
+        s = base * zoom
+        tx = rng.uniform(min(0, out_w - img_w * s), max(0, out_w - img_w * s)) if self.train else (out_w - img_w * s) / 2
+        ty = rng.uniform(min(0, out_h - img_h * s), max(0, out_h - img_h * s)) if self.train else (out_h - img_h * s) / 2
+        flip = self.train and self.cfg.augment.flip and rng.random() < 0.5
+        affine = np.array([[s, 0, tx], [0, s, ty]], np.float64)
+        if flip:
+            affine = np.array([[-1, 0, out_w], [0, 1, 0]]) @ np.vstack([affine, [0, 0, 1]])
+        c = self.cfg.augment.color if self.train else 0.0
+        gain = 1 + rng.uniform(-c, c)
+        bias = rng.uniform(-c, c) * 60
+        sat = 1 + rng.uniform(-c, c)
+
+        images, targets = [], []
+        for k in range(self.t):
+            frame = np.asarray(seq.frames.get(start + k))
+            warped = cv2.warpAffine(frame, affine, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(114, 114, 114))
+            img = warped.astype(np.float32)
+            if c:
+                grey = img.mean(axis=2, keepdims=True)
+                img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
+            images.append(img)
+            pos, ign = _boxes(seq.rows.get(start + k), seq.scale, self.cfg.targets.min_visibility)
+            pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
+            targets.append(render_targets(pos, ign, out_h // STRIDE, out_w // STRIDE,
+                                          self.cfg.targets))
+        clip = normalise(np.stack(images))
+        batch = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
+        batch["clip"] = clip
+        return batch
+
+
+def _warp_boxes(xyxy: np.ndarray, affine: np.ndarray, flip: bool) -> np.ndarray:
+    if len(xyxy) == 0:
+        return xyxy
+    pts = np.stack([xyxy[:, [0, 1]], xyxy[:, [2, 3]]], axis=1)  # (N, 2, 2)
+    moved = pts @ affine[:, :2].T + affine[:, 2]
+    x = np.sort(moved[:, :, 0], axis=1)
+    y = np.sort(moved[:, :, 1], axis=1)
+    return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1)
+
+
+def normalise(images_bgr: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) BGR floats 0..255 -> (T, 3, H, W) RGB ImageNet-normalised tensor."""
+    rgb = images_bgr[..., ::-1] / 255.0
+    rgb = (rgb - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), np.float32))
+
+
+def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
+    clip = batch["clip"].to(device)
+    out = model(clip)
+    b, t = clip.shape[:2]
+    heat = heatmap_loss(out["heatmap"].flatten(0, 1), batch["heatmap"].to(device).flatten(0, 1)[:, None],
+                        batch["mask"].to(device).flatten(0, 1)[:, None], cfg.heatmap_loss)
+    index = batch["index"].to(device).flatten(0, 1)
+    valid = batch["valid"].to(device).flatten(0, 1)
+    size = gather_l1(out["size"].flatten(0, 1), index, batch["size"].to(device).flatten(0, 1), valid)
+    offset = gather_l1(out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid)
+    loss = heat + cfg.size_weight * size + cfg.offset_weight * offset
+    return loss, {"heatmap": heat.detach(), "size": size.detach(), "offset": offset.detach()}
+
+
+def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engine, dict]:
+    """Model, data and engine for a run; ``resume`` is up to the caller."""
+    cache = FrameCache(cfg.cache_dir)
+
+    def load(names):
+        return [_Sequence(Path(n) if data_root is None else data_root / n, cache,
+                          cfg.cache_scale_max_side) for n in names]
+
+    train_seqs = load(cfg.train_sequences)
+    val_seqs = load(cfg.val_sequences)
+    model = HeatmapNet(cfg.model)
+    train_set = ClipDataset(train_seqs, cfg, train=True, length=cfg.clips_per_epoch)
+    val_set = ClipDataset(val_seqs, cfg, train=False, length=min(64, cfg.clips_per_epoch)) if val_seqs else None
+    from heatrack.train.engine import distributed_context
+
+    rank, _, world = distributed_context()
+
+    def loader_fn(epoch: int):
+        sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=epoch) if world > 1 else None
+        return DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
+                          sampler=sampler, num_workers=cfg.workers, drop_last=True)
+
+    steps = max(1, cfg.clips_per_epoch // (cfg.batch_size * world))
+
+    def on_epoch_end(engine: Engine, epoch: int) -> dict:
+        if val_set is None:
+            return {}
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            loader = DataLoader(val_set, batch_size=cfg.batch_size)
+            for batch in loader:
+                loss, _ = detector_loss(model, batch, engine.device, cfg)
+                losses.append(float(loss))
+            first = val_set[0]
+            pred = torch.sigmoid(model(first["clip"][None].to(engine.device))["heatmap"])[0, 0, 0]
+        save_heatmap_picture(first["clip"][0], pred.cpu().numpy(), first["heatmap"][0].numpy(),
+                             engine.out_dir / "val_heatmap.png")
+        model.train()
+        return {"val_loss": float(np.mean(losses))}
+
+    engine = Engine(model, loader_fn, steps, lambda m, b, d: detector_loss(m, b, d, cfg),
+                    cfg.engine, on_epoch_end, extra_state={"config": dataclasses.asdict(cfg)})
+    return engine, {"train": [s.name for s in train_seqs], "val": [s.name for s in val_seqs]}
+
+
+def save_heatmap_picture(image: torch.Tensor, pred: np.ndarray, target: np.ndarray, path: Path) -> None:
+    """Input frame beside the predicted and the target heatmap, as one PNG."""
+    rgb = image.numpy().transpose(1, 2, 0) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
+    bgr = np.clip(rgb[..., ::-1] * 255, 0, 255).astype(np.uint8)
+    h, w = bgr.shape[:2]
+
+    def colour(m):
+        m = cv2.resize((np.clip(m, 0, 1) * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        return cv2.applyColorMap(m, cv2.COLORMAP_INFERNO)
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    cv2.imwrite(str(tmp), np.hstack([bgr, colour(pred), colour(target)]))
+    tmp.replace(path)

@@ -1,0 +1,102 @@
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from heatrack.cli import main
+from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+from heatrack.models.heatmap import HeatmapNetConfig
+from heatrack.train.detector import ClipDataset, DetectorTrainConfig, _Sequence, build, detector_loss
+from heatrack.train.engine import EngineConfig
+from heatrack.io.cache import FrameCache
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    for seed, name, video in [(1, "TRAIN-A", True), (2, "VAL-B", False)]:
+        seq = render(SyntheticConfig(name=name, length=16, num_people=5, seed=seed))
+        write_sequence(seq, root / name, video=video)
+    return root
+
+
+def small_config(root, tmp_path, frames=3, **engine):
+    return DetectorTrainConfig(
+        train_sequences=(str(root / "TRAIN-A"),), val_sequences=(str(root / "VAL-B"),),
+        cache_dir=str(tmp_path / "cache"), input_size=(160, 96), batch_size=2, clips_per_epoch=4,
+        model=HeatmapNetConfig(frames=frames, channels=16),
+        engine=EngineConfig(out_dir=str(tmp_path / "run"), epochs=1, warmup_steps=1,
+                            checkpoint_every=1, **engine),
+    )
+
+
+def test_clips_share_one_augmentation_and_targets_follow_the_boxes(synth_root, tmp_path):
+    cfg = small_config(synth_root, tmp_path)
+    seq = _Sequence(synth_root / "TRAIN-A", FrameCache(tmp_path / "c"), 960)
+    ds = ClipDataset([seq], cfg, train=True, length=8)
+    item = ds[0]
+    assert item["clip"].shape == (3, 3, 96, 160)
+    assert item["heatmap"].shape == (3, 24, 40) and item["mask"].shape == (3, 24, 40)
+    # The padding colour (114) appears at the same pixels in every frame: one geometry per clip.
+    border = [(item["clip"][k] == item["clip"][k][:, :1, :1]).all(0) for k in range(3)]
+    assert all(torch.equal(border[0], b) for b in border[1:])
+    assert float(item["heatmap"].max()) == pytest.approx(1.0)
+
+
+def test_a_few_training_steps_lower_the_loss(synth_root, tmp_path):
+    torch.manual_seed(0)
+    cfg = small_config(synth_root, tmp_path)
+    engine, _ = build(cfg)
+    ds = ClipDataset([_Sequence(synth_root / "TRAIN-A", FrameCache(cfg.cache_dir), 960)], cfg,
+                     train=False, length=2)
+    batch = {k: torch.stack([ds[0][k], ds[1][k]]) for k in ds[0]}
+    model = engine.model
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(25):
+        loss, _ = detector_loss(model, batch, torch.device("cpu"), cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_train_cli_writes_checkpoint_logs_plots_and_resumes(synth_root, tmp_path):
+    cfg = small_config(synth_root, tmp_path)
+    path = tmp_path / "det.yaml"
+    path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+    assert main(["train", "detector", "--config", str(path)]) == 0
+    run = tmp_path / "run"
+    for name in ("last.pt", "log.csv", "loss.png", "val_heatmap.png"):
+        assert (run / name).is_file(), name
+    state = torch.load(run / "last.pt", weights_only=False)
+    assert state["step"] == 2 and state["epoch"] == 1
+    assert main(["train", "detector", "--config", str(path), "--epochs", "2", "--resume"]) == 0
+    state = torch.load(run / "last.pt", weights_only=False)
+    assert state["step"] == 4 and state["epoch"] == 2 and len(state["history"]) == 2
+
+
+@pytest.mark.slow
+def test_distributed_training_with_two_cpu_processes(synth_root, tmp_path):
+    cfg = small_config(synth_root, tmp_path)
+    path = tmp_path / "det.yaml"
+    path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "heatrack", "train", "detector", "--config", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["step"] == 1  # 4 clips / (batch 2 x 2 processes)
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
