@@ -33,7 +33,14 @@ VARIANTS = [
 
 def main() -> None:
     sets = {name: load_set(name) for name in ("mot15", "mot17-noisy")}
-    print("| change from the defaults | mot15 HOTA | mot15 IDF1 | mot17-noisy HOTA | mot17-noisy IDF1 |")
+    header = [
+        "change from the defaults",
+        "mot15 HOTA",
+        "mot15 IDF1",
+        "mot17-noisy HOTA",
+        "mot17-noisy IDF1",
+    ]
+    print("| " + " | ".join(header) + " |")
     print("|---|---:|---:|---:|---:|")
     for label, change in VARIANTS:
         config = dataclasses.replace(TrackerConfig(), **change)

@@ -51,13 +51,70 @@ def _cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from heatrack.inference import Detector, InferenceConfig
+    from heatrack.io.mot import write_results
+    from heatrack.io.sources import open_source
+
+    config = InferenceConfig(input_long_side=args.input_long_side)
+    config = dataclasses.replace(
+        config, decode=dataclasses.replace(config.decode, score_threshold=args.score_threshold)
+    )
+    detector = Detector.from_checkpoint(args.checkpoint, config)
+    source = open_source(args.source)
+    frames, xywh, scores = [], [], []
+    for index, dets, _ in detector.stream(source):
+        frames.append(np.full(len(dets), index))
+        xywh.append(dets.xywh)
+        scores.append(dets.scores)
+    out = args.output / f"{source.name}.txt"
+    n = sum(len(f) for f in frames)
+    write_results(
+        out,
+        np.concatenate(frames) if n else np.zeros(0),
+        np.full(n, -1),
+        np.concatenate(xywh) if n else np.zeros((0, 4)),
+        np.concatenate(scores) if n else np.zeros(0),
+    )
+    print(
+        f"{source.name}: {n} detections in {len(frames)} frames -> {out}"
+        + (f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else "")
+    )
+    return 0
+
+
+def _cmd_eval_det(args: argparse.Namespace) -> int:
+    from heatrack.eval.detection import APConfig, evaluate_detections
+    from heatrack.eval.mot import find_gt_sequences
+    from heatrack.io.mot import read_detections, read_gt, write_atomic
+
+    cfg = APConfig(min_visibility=args.min_visibility)
+    gt_dirs = find_gt_sequences(args.gt)
+    names = args.seqs or [n for n in gt_dirs if (args.detections / f"{n}.txt").is_file()]
+    if not names:
+        raise FileNotFoundError(f"{args.detections}: no <seq>.txt for sequences of {args.gt}")
+    results = {}
+    for name in names:
+        if name not in gt_dirs:
+            raise FileNotFoundError(f"{args.gt}: no ground truth for sequence {name!r}")
+        dets = read_detections(args.detections / f"{name}.txt")
+        results[name] = evaluate_detections(read_gt(gt_dirs[name] / "gt" / "gt.txt"), dets, cfg=cfg)
+        r = results[name]
+        print(f"{name:24s} AP50 {r['AP50']:.3f}  gt {r['gt']:6d}  detections {r['detections']:6d}")
+    if args.json:
+        write_atomic(args.json, json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def _cmd_train_detector(args: argparse.Namespace) -> int:
     from heatrack.config import load_config
     from heatrack.train.detector import DetectorTrainConfig, build
 
     cfg = load_config(DetectorTrainConfig, args.config)
     if args.out_dir:
-        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, out_dir=str(args.out_dir)))
+        cfg = dataclasses.replace(
+            cfg, engine=dataclasses.replace(cfg.engine, out_dir=str(args.out_dir))
+        )
     if args.epochs:
         cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, epochs=args.epochs))
     if not cfg.train_sequences:
@@ -164,6 +221,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_track)
 
     p = sub.add_parser(
+        "detect",
+        help="run a trained heatmap detector on any source; write MOTChallenge detections",
+        description="Stream SOURCE (video, image folder, MOT sequence, camera, URL) through the "
+        "T-frame detector (each frame encoded once, maps averaged over windows) and write "
+        "<OUTPUT>/<seq>.txt in det.txt format.",
+    )
+    p.add_argument("source", help="video, image folder, MOT sequence folder, camera index or URL")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        help="weights: a training last.pt or an exported model",
+    )
+    p.add_argument("--output", required=True, type=Path, help="folder for <seq>.txt")
+    p.add_argument(
+        "--input-long-side",
+        type=int,
+        default=640,
+        help="frames are resized so their longer side is this (default 640)",
+    )
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser(
+        "eval-det",
+        help="detection AP at IoU 0.5 against ground truth, ignore regions honoured",
+        description="AP50 of <DETECTIONS>/<seq>.txt against <GT>/<seq>/gt/gt.txt. Distractor "
+        "classes and pedestrians less visible than --min-visibility are ignore regions.",
+    )
+    p.add_argument("--gt", required=True, type=Path, help="gt root or one sequence folder")
+    p.add_argument("--detections", required=True, type=Path, help="folder of <seq>.txt")
+    p.add_argument("--seqs", nargs="+")
+    p.add_argument("--min-visibility", type=float, default=0.25)
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=_cmd_eval_det)
+
+    p = sub.add_parser(
         "train",
         help="train a model (detector)",
         description="Train a model; launch under torchrun for DistributedDataParallel.",
@@ -177,12 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
         "the run folder; --resume continues from last.pt.",
     )
     t.add_argument("--config", required=True, type=Path, help="YAML of DetectorTrainConfig")
-    t.add_argument("--data-root", type=Path,
-                   help="folder the config's sequence paths are relative to (default: as written)")
+    t.add_argument(
+        "--data-root",
+        type=Path,
+        help="folder the config's sequence paths are relative to (default: as written)",
+    )
     t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
     t.add_argument("--epochs", type=int, help="override engine.epochs")
-    t.add_argument("--resume", nargs="?", const=True, type=Path, default=None,
-                   help="continue from the run folder's last.pt, or from the given checkpoint")
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        type=Path,
+        default=None,
+        help="continue from the run folder's last.pt, or from the given checkpoint",
+    )
     t.set_defaults(func=_cmd_train_detector)
 
     p = sub.add_parser(

@@ -9,10 +9,18 @@ import yaml
 
 from heatrack.cli import main
 from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
-from heatrack.models.heatmap import HeatmapNetConfig
-from heatrack.train.detector import ClipDataset, DetectorTrainConfig, _Sequence, build, detector_loss
-from heatrack.train.engine import EngineConfig
 from heatrack.io.cache import FrameCache
+from heatrack.models.heatmap import HeatmapNetConfig
+from heatrack.train.detector import (
+    AugmentConfig,
+    ClipDataset,
+    DetectorTrainConfig,
+    _Sequence,
+    build,
+    detector_loss,
+    normalise,
+)
+from heatrack.train.engine import EngineConfig
 
 
 @pytest.fixture(scope="module")
@@ -26,33 +34,55 @@ def synth_root(tmp_path_factory):
 
 def small_config(root, tmp_path, frames=3, **engine):
     return DetectorTrainConfig(
-        train_sequences=(str(root / "TRAIN-A"),), val_sequences=(str(root / "VAL-B"),),
-        cache_dir=str(tmp_path / "cache"), input_size=(160, 96), batch_size=2, clips_per_epoch=4,
+        train_sequences=(str(root / "TRAIN-A"),),
+        val_sequences=(str(root / "VAL-B"),),
+        cache_dir=str(tmp_path / "cache"),
+        input_size=(160, 96),
+        batch_size=2,
+        clips_per_epoch=4,
         model=HeatmapNetConfig(frames=frames, channels=16),
-        engine=EngineConfig(out_dir=str(tmp_path / "run"), epochs=1, warmup_steps=1,
-                            checkpoint_every=1, **engine),
+        engine=EngineConfig(
+            out_dir=str(tmp_path / "run"), epochs=1, warmup_steps=1, checkpoint_every=1, **engine
+        ),
     )
 
 
 def test_clips_share_one_augmentation_and_targets_follow_the_boxes(synth_root, tmp_path):
-    cfg = small_config(synth_root, tmp_path)
+    # Zoomed out so far that the frame never fills the crop: padding shows, and must sit at
+    # the same pixels in every frame of the clip (one geometric transform per clip).
+    cfg = dataclasses.replace(
+        small_config(synth_root, tmp_path),
+        augment=AugmentConfig(scale_range=(0.5, 0.5), flip=True, color=0.0),
+    )
     seq = _Sequence(synth_root / "TRAIN-A", FrameCache(tmp_path / "c"), 960)
-    ds = ClipDataset([seq], cfg, train=True, length=8)
-    item = ds[0]
-    assert item["clip"].shape == (3, 3, 96, 160)
-    assert item["heatmap"].shape == (3, 24, 40) and item["mask"].shape == (3, 24, 40)
-    # The padding colour (114) appears at the same pixels in every frame: one geometry per clip.
-    border = [(item["clip"][k] == item["clip"][k][:, :1, :1]).all(0) for k in range(3)]
-    assert all(torch.equal(border[0], b) for b in border[1:])
-    assert float(item["heatmap"].max()) == pytest.approx(1.0)
+    ds = ClipDataset([seq], cfg, train=True, length=40, seed=0)
+    grey = normalise(np.full((1, 1, 1, 3), 114.0))[0, :, 0, 0]
+    for i in range(40):
+        item = ds[i]
+        assert item["clip"].shape == (3, 3, 96, 160)
+        assert item["heatmap"].shape == (3, 24, 40) and item["mask"].shape == (3, 24, 40)
+        pads = [
+            torch.isclose(item["clip"][k], grey[:, None, None], atol=1e-4).all(0) for k in range(3)
+        ]
+        assert pads[0].any()
+        assert all(torch.equal(pads[0], p) for p in pads[1:])
+        # Every bump peak sits where the frame is, never in a cell that is all padding.
+        peaks = item["heatmap"] == 1
+        for k in range(3):
+            all_pad = pads[k].reshape(24, 4, 40, 4).all(dim=3).all(dim=1)
+            assert not (peaks[k] & all_pad).any()
 
 
 def test_a_few_training_steps_lower_the_loss(synth_root, tmp_path):
     torch.manual_seed(0)
     cfg = small_config(synth_root, tmp_path)
     engine, _ = build(cfg)
-    ds = ClipDataset([_Sequence(synth_root / "TRAIN-A", FrameCache(cfg.cache_dir), 960)], cfg,
-                     train=False, length=2)
+    ds = ClipDataset(
+        [_Sequence(synth_root / "TRAIN-A", FrameCache(cfg.cache_dir), 960)],
+        cfg,
+        train=False,
+        length=2,
+    )
     batch = {k: torch.stack([ds[0][k], ds[1][k]]) for k in ds[0]}
     model = engine.model
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -86,8 +116,21 @@ def test_distributed_training_with_two_cpu_processes(synth_root, tmp_path):
     cfg = small_config(synth_root, tmp_path)
     path = tmp_path / "det.yaml"
     path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "heatrack", "train", "detector", "--config", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "heatrack",
+        "train",
+        "detector",
+        "--config",
+        str(path),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from heatrack.boxes import clip_to_image
 from heatrack.data.clips import TargetConfig, render_targets, split_boxes
 from heatrack.io.cache import FrameCache
 from heatrack.io.mot import MotRows, read_gt
@@ -79,43 +80,69 @@ class _Sequence:
         return [f for f in self.labelled if all((f + k) in lab for k in range(t))]
 
 
-def _boxes(rows: MotRows | None, scale: float, min_vis: float):
+def _boxes(rows: MotRows | None, scale: float, width: int, height: int, min_vis: float):
+    """(positives, ignored) xyxy at the cache's scale, clipped to the frame. A person mostly
+    outside the picture (less than ``min_vis`` of the box inside) becomes an ignore region:
+    they are taught where they can be seen, never on the padding."""
     if rows is None:
         return np.zeros((0, 4)), np.zeros((0, 4))
-    pos, ign = split_boxes(rows, min_vis)
-    return pos * scale, ign * scale
+    pos, ign = (b * scale for b in split_boxes(rows, min_vis))
+    area = (pos[:, 2] - pos[:, 0]) * (pos[:, 3] - pos[:, 1])
+    pos_in = clip_to_image(pos, width, height)
+    inside = (pos_in[:, 2] - pos_in[:, 0]) * (pos_in[:, 3] - pos_in[:, 1])
+    seen = inside >= min_vis * np.maximum(area, 1e-9)
+    ign = np.concatenate([clip_to_image(ign, width, height), pos_in[~seen]])
+    return pos_in[seen], ign
 
 
 class ClipDataset(Dataset):
     """Random T-frame clips with their targets; the same augmentation on every frame."""
 
-    def __init__(self, sequences: list[_Sequence], cfg: DetectorTrainConfig, train: bool,
-                 length: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sequences: list[_Sequence],
+        cfg: DetectorTrainConfig,
+        train: bool,
+        length: int,
+        seed: int | None = None,
+    ) -> None:
+        """``seed`` fixes the clips and augmentations (item i is always the same); None
+        draws fresh ones on every access in training. Validation always uses seed 0."""
         self.cfg = cfg
         self.train = train
         self.t = cfg.model.frames
         self.items = [(s, f) for s in sequences for f in s.clip_starts(self.t)]
         if not self.items:
-            raise ValueError(
-                f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}"
-            )
+            raise ValueError(f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}")
         self.length = length
-        self.seed = seed
+        self.seed = seed if seed is not None or train else 0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng((self.seed, i) if not self.train else None)
+        rng = np.random.default_rng(None if self.seed is None else (self.seed, i))
         seq, start = self.items[int(rng.integers(len(self.items)))]
         out_w, out_h = self.cfg.input_size
         img_h, img_w = seq.frames.frames.shape[1:3]
         # One geometric transform for the whole clip: zoom, crop, flip.
         zoom = rng.uniform(*self.cfg.augment.scale_range) if self.train else 1.0
-        base = min(out_w / img_w, out_h / img_h) if not self.train else max(out_w / img_w, out_h / img_h)
+        base = (
+            min(out_w / img_w, out_h / img_h)
+            if not self.train
+            else max(out_w / img_w, out_h / img_h)
+        )
         s = base * zoom
-        tx = rng.uniform(min(0, out_w - img_w * s), max(0, out_w - img_w * s)) if self.train else (out_w - img_w * s) / 2
-        ty = rng.uniform(min(0, out_h - img_h * s), max(0, out_h - img_h * s)) if self.train else (out_h - img_h * s) / 2
+        tx = (
+            rng.uniform(min(0, out_w - img_w * s), max(0, out_w - img_w * s))
+            if self.train
+            else (out_w - img_w * s) / 2
+        )
+        ty = (
+            rng.uniform(min(0, out_h - img_h * s), max(0, out_h - img_h * s))
+            if self.train
+            else (out_h - img_h * s) / 2
+        )
         flip = self.train and self.cfg.augment.flip and rng.random() < 0.5
         affine = np.array([[s, 0, tx], [0, s, ty]], np.float64)
         if flip:
@@ -128,17 +155,26 @@ class ClipDataset(Dataset):
         images, targets = [], []
         for k in range(self.t):
             frame = np.asarray(seq.frames.get(start + k))
-            warped = cv2.warpAffine(frame, affine, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(114, 114, 114))
+            warped = cv2.warpAffine(
+                frame,
+                affine,
+                (out_w, out_h),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(114, 114, 114),
+            )
             img = warped.astype(np.float32)
             if c:
                 grey = img.mean(axis=2, keepdims=True)
                 img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
             images.append(img)
-            pos, ign = _boxes(seq.rows.get(start + k), seq.scale, self.cfg.targets.min_visibility)
+            pos, ign = _boxes(
+                seq.rows.get(start + k), seq.scale, img_w, img_h, self.cfg.targets.min_visibility
+            )
             pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
-            targets.append(render_targets(pos, ign, out_h // STRIDE, out_w // STRIDE,
-                                          self.cfg.targets))
+            targets.append(
+                render_targets(pos, ign, out_h // STRIDE, out_w // STRIDE, self.cfg.targets)
+            )
         clip = normalise(np.stack(images))
         batch = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
         batch["clip"] = clip
@@ -166,12 +202,20 @@ def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
     clip = batch["clip"].to(device)
     out = model(clip)
     b, t = clip.shape[:2]
-    heat = heatmap_loss(out["heatmap"].flatten(0, 1), batch["heatmap"].to(device).flatten(0, 1)[:, None],
-                        batch["mask"].to(device).flatten(0, 1)[:, None], cfg.heatmap_loss)
+    heat = heatmap_loss(
+        out["heatmap"].flatten(0, 1),
+        batch["heatmap"].to(device).flatten(0, 1)[:, None],
+        batch["mask"].to(device).flatten(0, 1)[:, None],
+        cfg.heatmap_loss,
+    )
     index = batch["index"].to(device).flatten(0, 1)
     valid = batch["valid"].to(device).flatten(0, 1)
-    size = gather_l1(out["size"].flatten(0, 1), index, batch["size"].to(device).flatten(0, 1), valid)
-    offset = gather_l1(out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid)
+    size = gather_l1(
+        out["size"].flatten(0, 1), index, batch["size"].to(device).flatten(0, 1), valid
+    )
+    offset = gather_l1(
+        out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid
+    )
     loss = heat + cfg.size_weight * size + cfg.offset_weight * offset
     return loss, {"heatmap": heat.detach(), "size": size.detach(), "offset": offset.detach()}
 
@@ -181,22 +225,40 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
     cache = FrameCache(cfg.cache_dir)
 
     def load(names):
-        return [_Sequence(Path(n) if data_root is None else data_root / n, cache,
-                          cfg.cache_scale_max_side) for n in names]
+        return [
+            _Sequence(
+                Path(n) if data_root is None else data_root / n, cache, cfg.cache_scale_max_side
+            )
+            for n in names
+        ]
 
     train_seqs = load(cfg.train_sequences)
     val_seqs = load(cfg.val_sequences)
     model = HeatmapNet(cfg.model)
     train_set = ClipDataset(train_seqs, cfg, train=True, length=cfg.clips_per_epoch)
-    val_set = ClipDataset(val_seqs, cfg, train=False, length=min(64, cfg.clips_per_epoch)) if val_seqs else None
+    val_set = (
+        ClipDataset(val_seqs, cfg, train=False, length=min(64, cfg.clips_per_epoch))
+        if val_seqs
+        else None
+    )
     from heatrack.train.engine import distributed_context
 
     rank, _, world = distributed_context()
 
     def loader_fn(epoch: int):
-        sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=epoch) if world > 1 else None
-        return DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None,
-                          sampler=sampler, num_workers=cfg.workers, drop_last=True)
+        sampler = (
+            DistributedSampler(train_set, world, rank, shuffle=True, seed=epoch)
+            if world > 1
+            else None
+        )
+        return DataLoader(
+            train_set,
+            batch_size=cfg.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            drop_last=True,
+        )
 
     steps = max(1, cfg.clips_per_epoch // (cfg.batch_size * world))
 
@@ -212,24 +274,39 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
                 losses.append(float(loss))
             first = val_set[0]
             pred = torch.sigmoid(model(first["clip"][None].to(engine.device))["heatmap"])[0, 0, 0]
-        save_heatmap_picture(first["clip"][0], pred.cpu().numpy(), first["heatmap"][0].numpy(),
-                             engine.out_dir / "val_heatmap.png")
+        save_heatmap_picture(
+            first["clip"][0],
+            pred.cpu().numpy(),
+            first["heatmap"][0].numpy(),
+            engine.out_dir / "val_heatmap.png",
+        )
         model.train()
         return {"val_loss": float(np.mean(losses))}
 
-    engine = Engine(model, loader_fn, steps, lambda m, b, d: detector_loss(m, b, d, cfg),
-                    cfg.engine, on_epoch_end, extra_state={"config": dataclasses.asdict(cfg)})
+    engine = Engine(
+        model,
+        loader_fn,
+        steps,
+        lambda m, b, d: detector_loss(m, b, d, cfg),
+        cfg.engine,
+        on_epoch_end,
+        extra_state={"config": dataclasses.asdict(cfg)},
+    )
     return engine, {"train": [s.name for s in train_seqs], "val": [s.name for s in val_seqs]}
 
 
-def save_heatmap_picture(image: torch.Tensor, pred: np.ndarray, target: np.ndarray, path: Path) -> None:
+def save_heatmap_picture(
+    image: torch.Tensor, pred: np.ndarray, target: np.ndarray, path: Path
+) -> None:
     """Input frame beside the predicted and the target heatmap, as one PNG."""
     rgb = image.numpy().transpose(1, 2, 0) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
     bgr = np.clip(rgb[..., ::-1] * 255, 0, 255).astype(np.uint8)
     h, w = bgr.shape[:2]
 
     def colour(m):
-        m = cv2.resize((np.clip(m, 0, 1) * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        m = cv2.resize(
+            (np.clip(m, 0, 1) * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
+        )
         return cv2.applyColorMap(m, cv2.COLORMAP_INFERNO)
 
     tmp = path.with_name(f".{path.name}.tmp.png")

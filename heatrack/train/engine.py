@@ -121,16 +121,19 @@ class Engine:
     def save(self) -> None:
         if not self.is_main:
             return
-        save_atomic({
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "history": self.history,
-            "extra": self.extra_state,
-            "rng": torch.get_rng_state(),
-        }, self.checkpoint_path())
+        save_atomic(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "history": self.history,
+                "extra": self.extra_state,
+                "rng": torch.get_rng_state(),
+            },
+            self.checkpoint_path(),
+        )
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
         """Load model, optimiser, counters and history from ``path`` (default: last.pt)."""
@@ -165,8 +168,13 @@ class Engine:
             self.model.train()
             start_step = self.step - self.epoch * self.steps_per_epoch
             loader = self.loader_fn(self.epoch)
-            bar = tqdm(total=self.steps_per_epoch, initial=start_step, disable=not self.is_main,
-                       desc=f"epoch {self.epoch + 1}/{self.config.epochs}", dynamic_ncols=True)
+            bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=start_step,
+                disable=not self.is_main,
+                desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                dynamic_ncols=True,
+            )
             sums: dict[str, float] = {}
             count = 0
             for i, batch in enumerate(loader):
@@ -181,11 +189,17 @@ class Engine:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
                 if self.is_main:
-                    row = {"step": self.step, "epoch": self.epoch, "lr": self.lr_at(self.step - 1),
-                           "time": time.time(), **parts}
+                    row = {
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "lr": self.lr_at(self.step - 1),
+                        "time": time.time(),
+                        **parts,
+                    }
                     if csv_writer is None:
-                        csv_writer = csv.DictWriter(csv_file, fieldnames=list(row),
-                                                    extrasaction="ignore")
+                        csv_writer = csv.DictWriter(
+                            csv_file, fieldnames=list(row), extrasaction="ignore"
+                        )
                         if log_file.stat().st_size == 0:
                             csv_writer.writeheader()
                     csv_writer.writerow(row)
@@ -246,8 +260,11 @@ class Engine:
             ys = [r[k] for r in self.history if k in r]
             ax.plot(xs, ys, marker="o", label=k)
         ax.set_xlabel("epoch")
-        ax.set_yscale("log" if all(v > 0 for r in self.history for k, v in r.items()
-                                   if k != "epoch") else "linear")
+        ax.set_yscale(
+            "log"
+            if all(v > 0 for r in self.history for k, v in r.items() if k != "epoch")
+            else "linear"
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()

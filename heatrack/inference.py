@@ -1,0 +1,141 @@
+"""Streaming detection with a T-frame HeatmapNet: each frame encoded once, maps averaged.
+
+A window of T frames slides one frame at a time. Every frame is encoded by the backbone and
+neck once, and its features wait in a queue; each new frame completes a window, on which only
+the fusion and the heads run. A frame appears in up to T windows; its heatmap, size and offset
+maps are the average over all of them, and it is decoded when the last window containing it
+has run (a latency of T - 1 frames). Frames are resized keeping their aspect ratio, so the
+longer side is ``input_long_side``, then padded to a multiple of 32.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from heatrack.config import from_dict
+from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from heatrack.models.decode import DecodeConfig, decode_frame
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.types import Detections
+
+_MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
+_STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    #: Frames are resized so that their longer side is this many pixels.
+    input_long_side: int = 640
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    #: Torch threads (0: leave torch's default).
+    threads: int = 0
+
+
+def network_size(width: int, height: int, long_side: int) -> tuple[int, int, float, float]:
+    """(input width, input height, sx, sy): the input keeps the aspect ratio, padded to /32;
+    (sx, sy) map input pixels back to frame pixels."""
+    s = long_side / max(width, height)
+    w, h = max(32, round(width * s)), max(32, round(height * s))
+    return int(np.ceil(w / 32) * 32), int(np.ceil(h / 32) * 32), width / w, height / h
+
+
+def preprocess(image: np.ndarray, size: tuple[int, int, float, float]) -> torch.Tensor:
+    """BGR uint8 frame -> (1, 3, H, W) normalised RGB tensor, resized then zero-padded."""
+    in_w, in_h, sx, sy = size
+    h, w = image.shape[:2]
+    rw, rh = round(w / sx), round(h / sy)
+    resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
+    x = (resized.astype(np.float32) - _MEAN) / _STD
+    padded = np.zeros((in_h, in_w, 3), np.float32)
+    padded[:rh, :rw] = x
+    return torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)))[None]
+
+
+class Detector:
+    """A HeatmapNet ready for inference; ``stream`` turns frames into per-frame Detections."""
+
+    def __init__(self, model: HeatmapNet, config: InferenceConfig = InferenceConfig()) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.frames = model.config.frames
+        if config.threads:
+            torch.set_num_threads(config.threads)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, config: InferenceConfig = InferenceConfig()):
+        """Load a training checkpoint (``last.pt``) or an exported weights file."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model_cfg = state.get("model_config") or state.get("extra", {}).get("config", {}).get(
+            "model"
+        )
+        model = HeatmapNet(from_dict(HeatmapNetConfig, model_cfg or {}), pretrained=False)
+        model.load_state_dict(state["model"])
+        return cls(model, config)
+
+    @torch.inference_mode()
+    def stream(
+        self, frames: Iterable[tuple[int, np.ndarray]], keep_maps: bool = False
+    ) -> Iterator[tuple[int, Detections, dict | None]]:
+        """Yield ``(frame_index, detections, maps or None)`` for every input frame, in order.
+
+        ``maps`` (with ``keep_maps``) holds the averaged heatmap probabilities (h, w) as numpy.
+        """
+        t = self.frames
+        queue: deque = deque()  # (index, features, size) of frames whose windows are not done
+        sums: dict[int, dict[str, torch.Tensor]] = {}
+        counts: dict[int, int] = {}
+        size, frame_wh = None, None
+        for index, image in frames:
+            if (image.shape[1], image.shape[0]) != frame_wh:
+                frame_wh = (image.shape[1], image.shape[0])
+                size = network_size(*frame_wh, self.config.input_long_side)
+            feats = self.model.encode(preprocess(image, size))
+            queue.append((index, feats, size))
+            if len(queue) == t:
+                self._run_window(list(queue), sums, counts)
+                yield self._finish(queue.popleft(), sums, counts, keep_maps)
+        if queue and not counts:  # fewer frames than a window: pad with the last frame
+            window = list(queue) + [queue[-1]] * (t - len(queue))
+            self._run_window(window, sums, counts)
+        while queue:  # the last T - 1 frames: every window containing them has run
+            yield self._finish(queue.popleft(), sums, counts, keep_maps)
+
+    def _run_window(self, window, sums, counts) -> None:
+        feats = torch.cat([f for _, f, _ in window])[None]  # (1, T, C, h, w)
+        out = self.model.predict(feats)
+        seen = set()
+        for k, (index, _, _) in enumerate(window):
+            if index in seen:
+                continue  # padding repeats a frame; count it once
+            seen.add(index)
+            maps = {
+                "heatmap": torch.sigmoid(out["heatmap"][0, k, 0]),
+                "size": out["size"][0, k],
+                "offset": out["offset"][0, k],
+            }
+            if index in sums:
+                for name, m in maps.items():
+                    sums[index][name] = sums[index][name] + m
+            else:
+                sums[index] = maps
+            counts[index] = counts.get(index, 0) + 1
+
+    def _finish(self, item, sums, counts, keep_maps):
+        index, _, size = item
+        n = counts.pop(index)
+        maps = {name: m / n for name, m in sums.pop(index).items()}
+        dets = decode_frame(
+            maps["heatmap"],
+            maps["size"],
+            maps["offset"],
+            scale=(size[2], size[3]),
+            config=self.config.decode,
+        )
+        return index, dets, ({"heatmap": maps["heatmap"].numpy()} if keep_maps else None)

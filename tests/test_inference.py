@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import torch
+
+from heatrack.inference import Detector, InferenceConfig, network_size, preprocess
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+
+
+def frames(n, h=96, w=128, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(i + 1, rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return HeatmapNet(HeatmapNetConfig(frames=3, channels=16), pretrained=False).eval()
+
+
+def test_network_size_keeps_aspect_and_pads_to_32():
+    w, h, sx, sy = network_size(1920, 1080, 640)
+    assert (w, h) == (640, 384) and sx == pytest.approx(3.0) and sy == pytest.approx(1080 / 360)
+    assert network_size(768, 576, 640)[:2] == (640, 480)
+
+
+def test_each_frame_encoded_once_and_every_frame_emitted(net):
+    calls = []
+    original = net.encode
+    net.encode = lambda x: (calls.append(x.shape[0]), original(x))[1]
+    try:
+        out = list(Detector(net, InferenceConfig(input_long_side=128)).stream(frames(7)))
+    finally:
+        net.encode = original
+    assert [i for i, _, _ in out] == list(range(1, 8))
+    assert sum(calls) == 7
+
+
+def test_maps_average_every_window_containing_the_frame(net):
+    data = frames(5)
+    det = Detector(net, InferenceConfig(input_long_side=128))
+    out = {i: m["heatmap"] for i, _, m in det.stream(data, keep_maps=True)}
+    size = network_size(128, 96, 128)
+    with torch.no_grad():
+        feats = torch.cat([net.encode(preprocess(img, size)) for _, img in data])
+        windows = [
+            torch.sigmoid(net.predict(feats[s : s + 3][None])["heatmap"][0, :, 0]) for s in range(3)
+        ]
+    # Frame 3 (index 2) is in all three windows, at positions 2, 1, 0.
+    expected = (windows[0][2] + windows[1][1] + windows[2][0]) / 3
+    np.testing.assert_allclose(out[3], expected.numpy(), rtol=1e-4, atol=1e-6)
+    # Frame 1 is only in the first window; frame 5 only in the last.
+    np.testing.assert_allclose(out[1], windows[0][0].numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out[5], windows[2][2].numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_shorter_than_a_window_and_single_frame_models():
+    torch.manual_seed(0)
+    t5 = HeatmapNet(HeatmapNetConfig(frames=5, channels=16), pretrained=False)
+    out = list(Detector(t5, InferenceConfig(input_long_side=128)).stream(frames(2)))
+    assert [i for i, _, _ in out] == [1, 2]
+    t1 = HeatmapNet(HeatmapNetConfig(frames=1, channels=16), pretrained=False)
+    out = list(Detector(t1, InferenceConfig(input_long_side=128)).stream(frames(3)))
+    assert [i for i, _, _ in out] == [1, 2, 3]
+
+
+def test_checkpoint_round_trip(tmp_path, net):
+    path = tmp_path / "w.pt"
+    torch.save({"model": net.state_dict(), "model_config": {"frames": 3, "channels": 16}}, path)
+    det = Detector.from_checkpoint(path, InferenceConfig(input_long_side=128))
+    a = [d.scores for _, d, _ in det.stream(frames(4))]
+    b = [
+        d.scores
+        for _, d, _ in Detector(net, InferenceConfig(input_long_side=128)).stream(frames(4))
+    ]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y)
+
+
+def test_detect_and_eval_det_cli(tmp_path, net, capsys):
+    from heatrack.cli import main
+    from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+
+    seq = render(SyntheticConfig(length=6, num_people=3))
+    folder = write_sequence(seq, tmp_path / "gt" / "SYNTH-01", video=True)
+    ckpt = tmp_path / "w.pt"
+    torch.save({"model": net.state_dict(), "model_config": {"frames": 3, "channels": 16}}, ckpt)
+    assert (
+        main(
+            [
+                "detect",
+                str(folder),
+                "--checkpoint",
+                str(ckpt),
+                "--output",
+                str(tmp_path / "det"),
+                "--input-long-side",
+                "160",
+                "--score-threshold",
+                "0.0",
+            ]
+        )
+        == 0
+    )
+    text = (tmp_path / "det" / "SYNTH-01.txt").read_text().splitlines()
+    assert text and all(line.split(",")[1] == "-1" for line in text)
+    assert (
+        main(
+            [
+                "eval-det",
+                "--gt",
+                str(tmp_path / "gt"),
+                "--detections",
+                str(tmp_path / "det"),
+                "--json",
+                str(tmp_path / "ap.json"),
+            ]
+        )
+        == 0
+    )
+    assert "AP50" in capsys.readouterr().out and (tmp_path / "ap.json").is_file()
