@@ -31,8 +31,9 @@ _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    #: Frames are resized so that their longer side is this many pixels.
-    input_long_side: int = 640
+    #: Frames are resized so that their longer side is this many pixels (512: a 16:9 video
+    #: becomes 512x288, which keeps the default model above 20 frames per second on 2 cores).
+    input_long_side: int = 512
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Torch threads (0: leave torch's default).
     threads: int = 0
@@ -63,6 +64,10 @@ class Detector:
 
     def __init__(self, model: HeatmapNet, config: InferenceConfig = InferenceConfig()) -> None:
         self.model = model.eval()
+        # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
+        # (the per-frame encoder; the fusion block is 3-D and stays as it is).
+        self.model.backbone.to(memory_format=torch.channels_last)
+        self.model.neck.to(memory_format=torch.channels_last)
         self.config = config
         self.frames = model.config.frames
         if config.threads:
@@ -96,7 +101,8 @@ class Detector:
             if (image.shape[1], image.shape[0]) != frame_wh:
                 frame_wh = (image.shape[1], image.shape[0])
                 size = network_size(*frame_wh, self.config.input_long_side)
-            feats = self.model.encode(preprocess(image, size))
+            x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
+            feats = self.model.encode(x)
             queue.append((index, feats, size))
             if len(queue) == t:
                 self._run_window(list(queue), sums, counts)

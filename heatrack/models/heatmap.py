@@ -2,8 +2,9 @@
 
 Each frame is encoded on its own by the shared MobileNetV2 backbone and a light FPN neck that
 brings stride 16/8/4 features to one stride-4 map. A (2+1)D fusion block then mixes the T
-maps over time (a temporal 3-tap convolution at every pixel, residual, then a per-frame
-depthwise-separable spatial convolution), and three small heads predict, for every frame:
+maps over time (per channel, a 3-tap temporal convolution at every pixel, then a 1x1 channel
+mix, residual; then a per-frame depthwise-separable spatial convolution), and one small head
+(a shared separable convolution, then a 1x1 to five channels) predicts, for every frame:
 
 - ``heatmap``: (B, T, 1, H/4, W/4) logits of "a pedestrian's box centre is here";
 - ``size``: (B, T, 2, H/4, W/4) log(width / 4), log(height / 4) of that box;
@@ -34,8 +35,10 @@ class HeatmapNetConfig:
 
     #: Frames per window; 1 makes a plain single-frame detector.
     frames: int = 3
-    #: Channels of the stride-4 feature map shared by fusion and heads.
-    channels: int = 64
+    #: Channels of the stride-4 feature map shared by fusion and heads. Fusion and heads run on
+    #: every frame of every window, so this is kept small: it sets most of the cost beyond
+    #: the backbone.
+    channels: int = 32
     #: Backbone strides fed to the neck (16 is the deepest: stride-32 blocks cost time and
     #: small people gain nothing from them).
     backbone_strides: tuple[int, ...] = (4, 8, 16)
@@ -72,12 +75,16 @@ class Neck(nn.Module):
 
 
 class TemporalFusion(nn.Module):
-    """(2+1)D block on (B, C, T, h, w): temporal 3-tap conv (residual), then spatial conv."""
+    """(2+1)D block on (B, C, T, h, w): per-channel temporal 3-tap conv and a 1x1 channel mix
+    (residual), then a per-frame separable spatial conv."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.temporal = nn.Sequential(
-            nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), bias=False),
+            nn.Conv3d(
+                channels, channels, (3, 1, 1), padding=(1, 0, 0), groups=channels, bias=False
+            ),
+            nn.Conv3d(channels, channels, 1, bias=False),
             nn.BatchNorm3d(channels),
             nn.ReLU(inplace=True),
         )
@@ -90,12 +97,8 @@ class TemporalFusion(nn.Module):
         return self.spatial(x).reshape(b, t, c, h, w)
 
 
-def _head(channels: int, out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(channels, channels, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(channels, out, 1),
-    )
+#: Output channels of the head, in order.
+HEAD_CHANNELS = {"heatmap": 1, "size": 2, "offset": 2}
 
 
 class HeatmapNet(nn.Module):
@@ -109,15 +112,12 @@ class HeatmapNet(nn.Module):
             load_imagenet(self.backbone)
         self.neck = Neck(self.backbone.channels, config.channels)
         self.fusion = TemporalFusion(config.channels) if config.frames > 1 else None
-        self.heads = nn.ModuleDict(
-            {
-                "heatmap": _head(config.channels, 1),
-                "size": _head(config.channels, 2),
-                "offset": _head(config.channels, 2),
-            }
-        )
+        self.head_trunk = _sep_conv(config.channels, config.channels)
+        self.head_out = nn.Conv2d(config.channels, sum(HEAD_CHANNELS.values()), 1)
         prior = config.heatmap_prior
-        nn.init.constant_(self.heads["heatmap"][-1].bias, -math.log((1 - prior) / prior))
+        with torch.no_grad():
+            self.head_out.bias.zero_()
+            self.head_out.bias[0] = -math.log((1 - prior) / prior)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, C, H/4, W/4): one frame's features, independent of the others."""
@@ -128,8 +128,9 @@ class HeatmapNet(nn.Module):
         b, t, c, h, w = feats.shape
         if self.fusion is not None:
             feats = self.fusion(feats.permute(0, 2, 1, 3, 4))
-        flat = feats.reshape(b * t, c, h, w)
-        return {name: head(flat).reshape(b, t, -1, h, w) for name, head in self.heads.items()}
+        out = self.head_out(self.head_trunk(feats.reshape(b * t, c, h, w)))
+        maps = torch.split(out, list(HEAD_CHANNELS.values()), dim=1)
+        return {n: m.reshape(b, t, -1, h, w) for n, m in zip(HEAD_CHANNELS, maps, strict=True)}
 
     def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
         b, t = clips.shape[:2]

@@ -1,0 +1,101 @@
+"""Streaming detector speed on a real video, on this machine's CPU cores.
+
+Times the whole streaming path per frame: decoding the video, resizing and normalising,
+encoding each frame once, fusion and heads on every window, averaging, peak picking and
+decoding to Detections. Also counts the floating-point work per frame with torch's FLOP
+counter (one encode plus one window of fusion and heads: in streaming each new frame costs
+exactly that) and compares the achieved rate with the machine's measured matmul throughput.
+
+Weights do not change speed, so an untrained HeatmapNet stands in until one is shipped.
+
+    python benchmarks/detector_speed.py --video ../shared/data/videos/london-crossing.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from heatrack.inference import Detector, InferenceConfig, network_size
+from heatrack.io.sources import open_source
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+    """Measured float32 matrix-multiply throughput of this machine (all torch threads)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def flops_per_frame(model: HeatmapNet, width: int, height: int, long_side: int) -> float:
+    """Streaming cost per frame: one encode, plus one window's fusion and heads (which runs
+    once per new frame)."""
+    in_w, in_h, _, _ = network_size(width, height, long_side)
+    t = model.config.frames
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as enc:
+            feats = model.encode(torch.zeros(1, 3, in_h, in_w))
+        with FlopCounterMode(display=False) as pred:
+            model.predict(feats.expand(t, -1, -1, -1)[None])
+    return enc.get_total_flops() + pred.get_total_flops()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--video", type=Path, default=DATA / "videos" / "london-crossing.mp4")
+    ap.add_argument("--frames", type=int, nargs="+", default=[1, 3, 5], help="window lengths T")
+    ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--max-frames", type=int, default=300)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    peak = matmul_gflops()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, date {time.strftime('%Y-%m-%d')}"
+    )
+    print(f"measured float32 matmul throughput: {peak:.1f} GFLOP/s")
+    print("| T | input | frames | FPS (decode+net+peaks) | GFLOP/frame | share of matmul peak |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for t in args.frames:
+        torch.manual_seed(0)
+        model = HeatmapNet(HeatmapNetConfig(frames=t), pretrained=False)
+        detector = Detector(model, InferenceConfig(input_long_side=args.long_side))
+        source = open_source(args.video)
+        w, h = source.size
+
+        def limited(src=source):
+            for k, item in enumerate(src):
+                if k >= args.max_frames:
+                    return
+                yield item
+
+        start = time.perf_counter()
+        n = sum(1 for _ in detector.stream(limited()))
+        fps = n / (time.perf_counter() - start)
+        gflop = flops_per_frame(model, w, h, args.long_side) / 1e9
+        in_w, in_h, _, _ = network_size(w, h, args.long_side)
+        print(
+            f"| {t} | {in_w}x{in_h} | {n} | {fps:.1f} | {gflop:.2f} | "
+            f"{100 * gflop * fps / peak:.0f}% |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
