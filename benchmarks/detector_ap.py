@@ -31,6 +31,14 @@ from heatrack.io.sources import MotSequenceSource  # noqa: E402
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def _keep_frames(source, wanted: set[int], images: dict):
+    """Pass every frame on, keeping copies of the evaluated ones for HOG."""
+    for index, image in source:
+        if index in wanted:
+            images[index] = image
+        yield index, image
+
+
 def rows_of(per_frame: list[tuple[int, np.ndarray, np.ndarray]]) -> MotRows:
     frames = np.concatenate([np.full(len(s), f) for f, _, s in per_frame] or [np.zeros(0)])
     xywh = np.concatenate([b for _, b, _ in per_frame] or [np.zeros((0, 4))]).reshape(-1, 4)
@@ -69,15 +77,9 @@ def main() -> None:
         folder = DATA / rel
         gt = read_gt(folder / "gt" / "gt.txt")
         wanted = set(sorted(set(gt.frames.tolist()))[:: args.step])
-        images = {}
-
-        def frames(source=MotSequenceSource(folder)):
-            for index, image in source:
-                if index in wanted:
-                    images[index] = image
-                yield index, image
-
-        ours = [(i, d.xywh, d.scores) for i, d, _ in detector.stream(frames()) if i in wanted]
+        images: dict[int, np.ndarray] = {}
+        stream = detector.stream(_keep_frames(MotSequenceSource(folder), wanted, images))
+        ours = [(i, d.xywh, d.scores) for i, d, _ in stream if i in wanted]
         theirs = []
         for index in sorted(images):
             rects, weights = hog_detect(images[index], hog, args.hog_upscale)
