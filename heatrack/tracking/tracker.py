@@ -216,7 +216,8 @@ class Tracker:
         frame: np.ndarray | None = None,
         frame_index: int | None = None,
     ) -> Tracks:
-        """Advance one frame and return the confirmed tracks matched in it.
+        """Advance one frame; return the confirmed tracks matched in it, plus established
+        tracks coasting through a short miss at their predicted box (``det_index`` -1).
 
         ``frame_index`` (1-based) defaults to the next frame; a skipped index (a frame that
         could not be decoded) predicts over the gap, and an index not after the previous one
@@ -246,6 +247,7 @@ class Tracker:
                 t.last_box[:, :2] = t.last_box[:, :2] @ affine[:, :2].T + affine[:, 2]
         # State after the previous frame's updates: for tracks matched then, it is the state
         # at their last observation, which the re-update replays from if they now miss.
+        # (The in-place edit below touches only LOST rows, which are never first misses.)
         before_mean, before_cov = t.mean, t.cov
         if len(t):
             t.mean[t.status == LOST, 6:8] = 0.0  # no size change while nobody sees the person
