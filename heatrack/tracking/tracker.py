@@ -138,10 +138,10 @@ class _TrackTable:
         self.last_frame = np.zeros(0, np.int64)  # frame of the last match
         self.last_box = np.zeros((0, 4))  # last matched box, cx cy w h
         self.mean = np.zeros((0, 8))
-        self.cov = np.zeros((0, 8, 8))
+        self.cov = np.zeros((0, 4, 2, 2))  # per-coordinate blocks, see tracking/kalman.py
         # Kalman state right after the last match; written when a track first misses.
         self.obs_mean = np.zeros((0, 8))
-        self.obs_cov = np.zeros((0, 8, 8))
+        self.obs_cov = np.zeros((0, 4, 2, 2))
         self.score = np.zeros(0)
         self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
 
@@ -329,8 +329,8 @@ class Tracker:
             self._assign(match, free, pool, dets, cost, cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
-        pool = _where((match < 0) & (status == CONFIRMED))
         dets = _where(scores < cfg.high_score)
+        pool = _where((match < 0) & (status == CONFIRMED)) if len(dets) else dets
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets])
             self._assign(match, None, pool, dets, cost, cfg.low_match_cost)
@@ -345,7 +345,7 @@ class Tracker:
 
         # Stage 4: tentative tracks vs confident detections left.
         pool = _where(status == TENTATIVE)
-        dets = _where(free)
+        dets = _where(free) if len(pool) else pool
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
             self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
@@ -386,24 +386,33 @@ class Tracker:
         confidence = scores[d] if cfg.score_scaled_noise else None
         # Tracks seen in the previous frame take one Kalman update; tracks back from a gap
         # replay it instead (observation-centric re-update).
-        direct = self._frame - t.last_frame[rows] <= self._frame - self._previous_frame
-        for part, replay in ((direct, False), (~direct, True)):
-            if not part.any():
-                continue
-            r = rows[part]
-            conf = None if confidence is None else confidence[part]
-            if replay:
-                t.mean[r], t.cov[r] = self._reupdate(r, boxes[part], conf)
-            else:
-                t.mean[r], t.cov[r] = self.kalman.update(t.mean[r], t.cov[r], boxes[part], conf)
+        direct = t.last_frame[rows] >= self._previous_frame
+        if direct.all():  # the usual frame: nobody comes back from a gap
+            t.mean[rows], t.cov[rows] = self.kalman.update(
+                t.mean[rows], t.cov[rows], boxes, confidence
+            )
+        else:
+            for part, replay in ((direct, False), (~direct, True)):
+                if not part.any():
+                    continue
+                r = rows[part]
+                conf = None if confidence is None else confidence[part]
+                if replay:
+                    t.mean[r], t.cov[r] = self._reupdate(r, boxes[part], conf)
+                else:
+                    t.mean[r], t.cov[r] = self.kalman.update(t.mean[r], t.cov[r], boxes[part], conf)
         t.last_box[rows] = boxes
         t.last_frame[rows] = self._frame
         t.score[rows] = scores[d]
-        consecutive = t.misses[rows] == self._frame - self._previous_frame
-        t.hits[rows] = np.where(consecutive, t.hits[rows] + 1, 1)
+        hits = np.where(direct, t.hits[rows] + 1, 1)  # consecutive matches, else a new run
+        t.hits[rows] = hits
         t.misses[rows] = 0
         status = t.status[rows]
-        confirm = (status == LOST) | ((status == TENTATIVE) & (t.hits[rows] >= cfg.min_hits))
+        confirm = (status == LOST) | ((status == TENTATIVE) & (hits >= cfg.min_hits))
+        if not confirm.any():
+            if emb is not None:
+                self._update_embeddings(rows, emb[d], scores[d])
+            return
         t.status[rows[confirm]] = CONFIRMED
         fresh = rows[confirm & (t.ids[rows] == 0)]
         if len(fresh):
@@ -416,27 +425,25 @@ class Tracker:
         """Replay each track's gap from its last observation along a straight line to its new
         box: predict to the next virtual observation, update with the interpolated box, and
         so on. A gap of g frames gets min(g, ``reupdate_points``) evenly spaced observations,
-        the last one being the real box. Tracks with as many observations are batched."""
+        the last one being the real box. Few tracks come back in any one frame, so they are
+        replayed one by one."""
         t = self._t
-        gaps = self._frame - t.last_frame[rows]
-        points = np.minimum(gaps, max(1, self.config.reupdate_points))
         out_mean, out_cov = t.obs_mean[rows], t.obs_cov[rows]  # fancy indexing: copies
-        for p in np.unique(points):
-            grp = (points == p).nonzero()[0]
-            mean, cov = out_mean[grp], out_cov[grp]
-            start, end = t.last_box[rows[grp]], boxes[grp]
-            g = gaps[grp][:, None].astype(np.float64)
-            reach = np.round(g * np.arange(1, p + 1) / p)  # (n, p) frames into the gap
-            steps = np.diff(reach, axis=1, prepend=0.0).astype(np.int64)
-            frac = reach / g
-            c = None if conf is None else conf[grp]
-            for i in range(p):
-                col = steps[:, i]
-                k = 1 if (col == 1).all() else col
-                mean, cov = self.kalman.predict(mean, cov, k)
-                virtual = start + (end - start) * frac[:, i : i + 1]
-                mean, cov = self.kalman.update(mean, cov, virtual, c)
-            out_mean[grp], out_cov[grp] = mean, cov
+        points_max = max(1, self.config.reupdate_points)
+        for k, row in enumerate(rows.tolist()):
+            gap = self._frame - int(t.last_frame[row])
+            points = min(gap, points_max)
+            mean, cov = out_mean[k : k + 1], out_cov[k : k + 1]
+            start, end = t.last_box[row], boxes[k]
+            c = None if conf is None else conf[k : k + 1]
+            done = 0
+            for i in range(1, points + 1):
+                reach = round(gap * i / points)
+                mean, cov = self.kalman.predict(mean, cov, reach - done)
+                virtual = start + (end - start) * (reach / gap)
+                mean, cov = self.kalman.update(mean, cov, virtual[None], c)
+                done = reach
+            out_mean[k], out_cov[k] = mean[0], cov[0]
         return out_mean, out_cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
@@ -500,8 +507,8 @@ class Tracker:
         if emb is not None:
             embeddings = np.zeros((len(show), emb.shape[1]), np.float32)
             embeddings[d >= 0] = emb[d[d >= 0]]
-        det_index = np.full(len(show), -1, np.int64)
-        det_index[d >= 0] = kept[d[d >= 0]]
+        # d == -1 (coasting) picks the appended -1: no detection row.
+        det_index = np.append(kept, -1)[d]
         return Tracks._trusted(
             xyxy=boxes.astype(np.float32),
             scores=t.score[show].astype(np.float32),
