@@ -107,7 +107,7 @@ def track_public_detections(
             f"seqLength={info.length} in {folder / 'seqinfo.ini'}"
         )
     config = config or TrackerConfig()
-    tracker = Tracker(config, frame_rate=info.frame_rate)
+    tracker = Tracker(config, frame_rate=info.frame_rate, image_size=(info.width, info.height))
     if config.camera_motion:
         per_frame = dict(detections_by_frame(dets, info.length))
         stream = (

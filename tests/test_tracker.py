@@ -217,3 +217,10 @@ def test_established_track_coasts_through_a_short_miss_at_its_prediction():
     tr.update(dets(box(50, 50)))
     tr.update(dets(box(52, 50)))
     assert len(tr.update(Detections.empty())) == 0
+
+
+def test_known_image_size_clips_public_detections_without_frames():
+    tr = Tracker(TrackerConfig(output_kalman_box=False), image_size=(200, 100))
+    out = tr.update(dets([-10, 20, 30, 140], [300, 10, 340, 60]))
+    np.testing.assert_allclose(out.xyxy, [[0, 20, 30, 100]])
+    assert out.det_index.tolist() == [0]

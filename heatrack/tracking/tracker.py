@@ -177,9 +177,17 @@ def _cxcywh(xyxy: np.ndarray) -> np.ndarray:
 class Tracker:
     """Online multi-object tracker: ``update`` once per frame, in order; ``reset`` per video."""
 
-    def __init__(self, config: TrackerConfig | None = None, frame_rate: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        frame_rate: float = 30.0,
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
+        """``image_size`` (width, height), when known, clips boxes to the image even when
+        ``update`` gets no frame (public detections with a seqinfo.ini)."""
         self.config = config or TrackerConfig()
         self.frame_rate = float(frame_rate)
+        self.image_size = image_size
         self.kalman = KalmanFilter()
         self.camera = None
         if self.config.camera_motion:
@@ -223,8 +231,9 @@ class Tracker:
         could not be decoded) predicts over the gap, and an index not after the previous one
         raises ``ValueError``. Detections are cleaned first: rows with a NaN or infinite box
         or score, or with right < left or bottom < top, are dropped (logged as a warning);
-        rows scoring below ``low_score`` are ignored; with a ``frame``, boxes are clipped to
-        the image, and boxes then smaller than ``min_box_size`` are dropped.
+        rows scoring below ``low_score`` are ignored; with a ``frame`` (or ``image_size``),
+        boxes are clipped to the image, and boxes then smaller than ``min_box_size`` (those
+        entirely outside it among them) are dropped.
         """
         cfg = self.config
         if frame_index is None:
@@ -293,9 +302,10 @@ class Tracker:
             )
         ok &= scores >= self.config.low_score
         xyxy = xyxy.astype(np.float64)
-        if frame is not None:
-            np.clip(xyxy[:, 0::2], 0, frame.shape[1], out=xyxy[:, 0::2])
-            np.clip(xyxy[:, 1::2], 0, frame.shape[0], out=xyxy[:, 1::2])
+        size = (frame.shape[1], frame.shape[0]) if frame is not None else self.image_size
+        if size is not None:
+            np.clip(xyxy[:, 0::2], 0, size[0], out=xyxy[:, 0::2])
+            np.clip(xyxy[:, 1::2], 0, size[1], out=xyxy[:, 1::2])
         ok &= ((xyxy[:, 2:] - xyxy[:, :2]) >= self.config.min_box_size).all(axis=1)
         kept = _where(ok)
         if emb is not None:
