@@ -52,7 +52,7 @@ def test_clips_share_one_augmentation_and_targets_follow_the_boxes(synth_root, t
     # the same pixels in every frame of the clip (one geometric transform per clip).
     cfg = dataclasses.replace(
         small_config(synth_root, tmp_path),
-        augment=AugmentConfig(scale_range=(0.5, 0.5), flip=True, color=0.0),
+        augment=AugmentConfig(scale_range=(0.5, 0.5), flip=True, color=0.0, paste_prob=0.0),
     )
     seq = _Sequence(synth_root / "TRAIN-A", FrameCache(tmp_path / "c"), 960)
     ds = ClipDataset([seq], cfg, train=True, length=40, seed=0)
@@ -143,3 +143,30 @@ def _plain(obj):
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
+
+
+def test_copy_paste_adds_people_with_targets(synth_root, tmp_path):
+    base = small_config(synth_root, tmp_path)
+    seq = _Sequence(synth_root / "TRAIN-A", FrameCache(tmp_path / "c"), 960)
+    plain = dataclasses.replace(base, augment=AugmentConfig(paste_prob=0.0, color=0.0))
+    pasted = dataclasses.replace(
+        base, augment=AugmentConfig(paste_prob=1.0, paste_max=3, color=0.0)
+    )
+    a = ClipDataset([seq], plain, train=True, length=20, seed=5)
+    b = ClipDataset([seq], pasted, train=True, length=20, seed=5)
+    assert len(b.people) > 0
+    more = sum(int(b[i]["valid"][0].sum()) - int(a[i]["valid"][0].sum()) for i in range(20))
+    assert more > 10  # about two extra people a clip, less what falls outside or hides others
+    item = b[0]
+    assert float(item["heatmap"].max()) == pytest.approx(1.0)
+
+
+def test_soft_alpha_and_paste_geometry():
+    from heatrack.train.detector import _paste, _soft_alpha
+
+    alpha = _soft_alpha((40, 20))
+    assert alpha[20, 10] == pytest.approx(1.0) and alpha[0, 0] == 0.0
+    img = np.zeros((50, 50, 3), np.float32)
+    box = _paste(img, np.full((40, 20, 3), 200.0, np.float32), alpha, 40.0, 5.0, 1.0)
+    assert box == [40, 5, 50, 45]  # clipped at the right border
+    assert img[25, 45].max() > 100 and img[25, 10].max() == 0

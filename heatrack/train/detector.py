@@ -35,6 +35,13 @@ class AugmentConfig:
     flip: bool = True
     #: Brightness / contrast / saturation jitter, as fractions.
     color: float = 0.3
+    #: Copy-paste: with this probability a clip gets extra people cut from other labelled
+    #: frames, pasted with soft edges at new places and sizes, walking across the clip. Few
+    #: cameras label all our data; people on new backgrounds teach "person", not "this street".
+    paste_prob: float = 0.5
+    paste_max: int = 4
+    #: Pasted person height as a fraction of the network input height.
+    paste_height: tuple[float, float] = (0.12, 0.6)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,14 @@ class ClipDataset(Dataset):
             raise ValueError(f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}")
         self.length = length
         self.seed = seed if seed is not None or train else 0
+        # Fully visible, not tiny people to paste: (sequence, frame, xyxy at cache scale).
+        self.people = [
+            (seq, f, box)
+            for seq in sequences
+            for f in seq.labelled
+            for box in _boxes(seq.rows.get(f), seq.scale, *seq.frames.frames.shape[2:0:-1], 0.95)[0]
+            if box[3] - box[1] >= 40
+        ]
 
     def __len__(self) -> int:
         return self.length
@@ -152,6 +167,7 @@ class ClipDataset(Dataset):
         bias = rng.uniform(-c, c) * 60
         sat = 1 + rng.uniform(-c, c)
 
+        pastes = self._plan_pastes(rng, out_w, out_h) if self.train else []
         images, targets = [], []
         for k in range(self.t):
             frame = np.asarray(seq.frames.get(start + k))
@@ -164,6 +180,14 @@ class ClipDataset(Dataset):
                 borderValue=(114, 114, 114),
             )
             img = warped.astype(np.float32)
+            pasted = [
+                b
+                for b in (
+                    _paste(img, crop, alpha, x0 + k * vx, y0, scale)
+                    for crop, alpha, x0, y0, vx, scale in pastes
+                )
+                if b is not None
+            ]
             if c:
                 grey = img.mean(axis=2, keepdims=True)
                 img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
@@ -172,6 +196,12 @@ class ClipDataset(Dataset):
                 seq.rows.get(start + k), seq.scale, img_w, img_h, self.cfg.targets.min_visibility
             )
             pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
+            if pasted:
+                # A pasted person hides what is behind: hidden people become ignore regions.
+                new = np.array(pasted, np.float64).reshape(-1, 4)
+                hidden = _covered(pos, new) > 0.5
+                ign = np.concatenate([ign, pos[hidden]])
+                pos = np.concatenate([pos[~hidden], new])
             targets.append(
                 render_targets(pos, ign, out_h // STRIDE, out_w // STRIDE, self.cfg.targets)
             )
@@ -179,6 +209,71 @@ class ClipDataset(Dataset):
         batch = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
         batch["clip"] = clip
         return batch
+
+    def _plan_pastes(self, rng: np.random.Generator, out_w: int, out_h: int) -> list:
+        """People to paste into a clip: crop, soft alpha, start x, y, x speed, scale."""
+        aug = self.cfg.augment
+        if not self.people or rng.random() >= aug.paste_prob:
+            return []
+        plans = []
+        for _ in range(int(rng.integers(1, aug.paste_max + 1))):
+            seq, f, box = self.people[int(rng.integers(len(self.people)))]
+            x0, y0, x1, y1 = np.round(box).astype(int)
+            crop = np.asarray(seq.frames.get(f))[y0:y1, x0:x1].astype(np.float32)
+            if crop.shape[0] < 8 or crop.shape[1] < 4:
+                continue
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            height = rng.uniform(*aug.paste_height) * out_h
+            scale = height / crop.shape[0]
+            w = crop.shape[1] * scale
+            x = rng.uniform(-0.2 * w, out_w - 0.8 * w)
+            y = rng.uniform(0, max(out_h - height, 1))
+            vx = rng.normal(0, 0.02 * height)  # people walk; the clip sees them move
+            plans.append((crop, _soft_alpha(crop.shape[:2]), x, y, vx, scale))
+        return plans
+
+
+def _soft_alpha(shape: tuple[int, int]) -> np.ndarray:
+    """An elliptical mask with feathered edges, so a paste shows no rectangle to learn."""
+    h, w = shape
+    yy = (np.arange(h)[:, None] + 0.5) / h * 2 - 1
+    xx = (np.arange(w)[None, :] + 0.5) / w * 2 - 1
+    r = np.sqrt(xx**2 * 1.0 + yy**2 * 0.6)
+    return np.clip((1.0 - r) / 0.25, 0.0, 1.0).astype(np.float32)
+
+
+def _paste(
+    img: np.ndarray, crop: np.ndarray, alpha: np.ndarray, x: float, y: float, scale: float
+) -> list[float] | None:
+    """Blend ``crop`` into ``img`` (in place) at top-left (x, y), resized by ``scale``.
+    Returns the pasted box (clipped to the image), or None if it fell outside."""
+    h, w = crop.shape[:2]
+    nw, nh = max(2, round(w * scale)), max(2, round(h * scale))
+    crop = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    alpha = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)[..., None]
+    xi, yi = round(x), round(y)
+    H, W = img.shape[:2]
+    ax0, ay0 = max(xi, 0), max(yi, 0)
+    ax1, ay1 = min(xi + nw, W), min(yi + nh, H)
+    if ax1 - ax0 < 2 or ay1 - ay0 < 2:
+        return None
+    region = img[ay0:ay1, ax0:ax1]
+    c = crop[ay0 - yi : ay1 - yi, ax0 - xi : ax1 - xi]
+    a = alpha[ay0 - yi : ay1 - yi, ax0 - xi : ax1 - xi]
+    region[:] = region * (1 - a) + c * a
+    return [ax0, ay0, ax1, ay1]
+
+
+def _covered(boxes: np.ndarray, covers: np.ndarray) -> np.ndarray:
+    """Fraction of each box's area under any of ``covers`` (the largest single one)."""
+    if len(boxes) == 0 or len(covers) == 0:
+        return np.zeros(len(boxes))
+    lt = np.maximum(boxes[:, None, :2], covers[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], covers[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = np.clip((boxes[:, 2:] - boxes[:, :2]).prod(axis=1), 1e-9, None)
+    return (inter / area[:, None]).max(axis=1)
 
 
 def _warp_boxes(xyxy: np.ndarray, affine: np.ndarray, flip: bool) -> np.ndarray:
