@@ -104,6 +104,7 @@ def test_train_cli_writes_checkpoint_logs_plots_and_resumes(synth_root, tmp_path
     run = tmp_path / "run"
     for name in ("last.pt", "log.csv", "loss.png", "val_heatmap.png"):
         assert (run / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     state = torch.load(run / "last.pt", weights_only=False)
     assert state["step"] == 2 and state["epoch"] == 1
     assert main(["train", "detector", "--config", str(path), "--epochs", "2", "--resume"]) == 0
