@@ -33,6 +33,11 @@ def hog_detect(image: np.ndarray, hog: cv2.HOGDescriptor, upscale: float):
         image = cv2.resize(image, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
     rects, weights = hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
     rects = np.asarray(rects, np.float64).reshape(-1, 4) / upscale
+    # The 64x128 window holds a margin around the person; OpenCV's own peopledetect sample
+    # trims 15 % of the width and 5 % of the height on each side before drawing. Do the same,
+    # or HOG's boxes rarely reach IoU 0.5 with tight ground truth.
+    x, y, w, h = rects.T
+    rects = np.stack([x + 0.15 * w, y + 0.05 * h, 0.7 * w, 0.9 * h], axis=1)
     return rects, np.asarray(weights, np.float64).reshape(-1)
 
 
