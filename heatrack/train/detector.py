@@ -25,7 +25,7 @@ from heatrack.io.sources import MotSequenceSource
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
 from heatrack.models.losses import gather_l1, heatmap_loss
-from heatrack.train.engine import Engine, EngineConfig
+from heatrack.train.engine import Engine, EngineConfig, distributed_context
 
 
 @dataclass(frozen=True)
@@ -336,8 +336,6 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
         if val_seqs
         else None
     )
-    from heatrack.train.engine import distributed_context
-
     rank, _, world = distributed_context()
 
     def loader_fn(epoch: int):
