@@ -58,7 +58,9 @@ class DetectorTrainConfig:
     clips_per_epoch: int = 800
     workers: int = 0
     heatmap_loss: str = "focal"
-    size_weight: float = 0.1
+    #: Sizes are regressed as log(cells): an L1 of 0.5 means boxes 1.6x off, so the size term
+    #: weighs as much as the heatmap (CenterNet's 0.1 was for raw pixel sizes).
+    size_weight: float = 1.0
     offset_weight: float = 1.0
     model: HeatmapNetConfig = field(default_factory=HeatmapNetConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
