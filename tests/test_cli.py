@@ -67,3 +67,26 @@ def test_console_script_runs_as_module():
         [sys.executable, "-m", "heatrack", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "eval" in out.stdout
+
+
+def test_shipped_tracker_yaml_lists_the_real_defaults():
+    from pathlib import Path
+
+    from heatrack.config import load_config
+    from heatrack.tracking.tracker import TrackerConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "tracker.yaml"
+    assert load_config(TrackerConfig, path, section="tracker") == TrackerConfig()
+
+
+def test_detector_yaml_loads_into_nested_configs():
+    from pathlib import Path
+
+    from heatrack.config import load_config
+    from heatrack.train.detector import DetectorTrainConfig
+
+    cfg = load_config(
+        DetectorTrainConfig, Path(__file__).resolve().parents[1] / "configs" / "detector.yaml"
+    )
+    assert cfg.model.frames == 3 and cfg.engine.epochs == 30 and cfg.input_size == (448, 256)
+    assert cfg.train_sequences and cfg.val_sequences
