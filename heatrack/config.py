@@ -49,6 +49,3 @@ def load_config(cls: type[T], path: str | os.PathLike | None, section: str | Non
         raise ValueError(f"{path}: expected a mapping of {cls.__name__} keys")
     return from_dict(cls, data, str(path))
 
-
-def to_yaml(config) -> str:
-    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
