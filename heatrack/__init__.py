@@ -5,4 +5,13 @@ from heatrack.types import Detections, Tracks
 
 __version__ = "0.1.0"
 
-__all__ = ["Detections", "Tracker", "TrackerConfig", "Tracks", "__version__"]
+__all__ = ["Detections", "Tracker", "TrackerConfig", "Tracks", "__version__", "load_detector"]
+
+
+def __getattr__(name: str):
+    # Model loaders import torch; ``import heatrack`` (and the tracker) stays torch-free.
+    if name == "load_detector":
+        from heatrack.inference import load_detector
+
+        return load_detector
+    raise AttributeError(f"module 'heatrack' has no attribute {name!r}")

@@ -52,7 +52,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from heatrack.inference import Detector, InferenceConfig
+    from heatrack.inference import InferenceConfig, load_detector
     from heatrack.io.mot import write_results
     from heatrack.io.sources import open_source
 
@@ -60,7 +60,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     config = dataclasses.replace(
         config, decode=dataclasses.replace(config.decode, score_threshold=args.score_threshold)
     )
-    detector = Detector.from_checkpoint(args.checkpoint, config)
+    detector = load_detector(args.checkpoint, config)
     source = open_source(args.source)
     frames, xywh, scores = [], [], []
     for index, dets, _ in detector.stream(source):
@@ -80,6 +80,54 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         f"{source.name}: {n} detections in {len(frames)} frames -> {out}"
         + (f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else "")
     )
+    return 0
+
+
+def _cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from heatrack.inference import Detector, InferenceConfig
+    from heatrack.io.mot import SeqInfo
+    from heatrack.io.sources import VideoSource
+    from heatrack.train.pseudo import PseudoLabelConfig, pseudo_label, write_pseudo_sequence
+
+    cfg = PseudoLabelConfig(
+        min_track_seconds=args.min_track_seconds, min_peak_score=args.min_peak_score
+    )
+    inference = InferenceConfig(input_long_side=args.input_long_side)
+    inference = dataclasses.replace(
+        inference,
+        decode=dataclasses.replace(inference.decode, score_threshold=cfg.ignore_score),
+    )
+    detector = Detector.from_checkpoint(args.checkpoint, inference)
+    for video in args.videos:
+        source = VideoSource(video)
+        per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
+        seen = [index for index, _ in per_frame]
+        rows = pseudo_label(per_frame, source.fps or 30.0, source.size, cfg)
+        info = SeqInfo(
+            name=source.name,
+            length=max(seen, default=0),
+            width=source.size[0],
+            height=source.size[1],
+            frame_rate=source.fps or 30.0,
+        )
+        folder = write_pseudo_sequence(args.output, video, info, rows)
+        people = rows.pedestrian_mask()
+        print(
+            f"{source.name}: {int(people.sum())} pseudo-pedestrian boxes in "
+            f"{len(set(rows.ids[people].tolist()))} tracks, {int((~people).sum())} ignore "
+            f"regions, {len(seen)} frames -> {folder}"
+        )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from heatrack.models.weights import export_weights
+
+    meta = json.loads(args.meta) if args.meta else {}
+    record = export_weights(args.checkpoint, args.output, {"model": args.model, **meta})
+    print(f"{args.output}: {record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256'][:16]}...")
     return 0
 
 
@@ -117,13 +165,21 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
         )
     if args.epochs:
         cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, epochs=args.epochs))
+    if args.train_sequences:
+        cfg = dataclasses.replace(cfg, train_sequences=tuple(args.train_sequences))
+    if args.val_sequences is not None:
+        cfg = dataclasses.replace(cfg, val_sequences=tuple(args.val_sequences))
     if not cfg.train_sequences:
         raise ValueError(f"{args.config}: train_sequences is empty")
     engine, split = build(cfg, args.data_root)
     if engine.is_main:
         print(f"train on {', '.join(split['train'])}; validate on {', '.join(split['val']) or '-'}")
-    if args.resume and engine.resume(args.resume if isinstance(args.resume, Path) else None):
+    resumed = args.resume and engine.resume(args.resume if isinstance(args.resume, Path) else None)
+    if resumed:
         print(f"resumed from step {engine.step} (epoch {engine.epoch})")
+    elif args.init:
+        engine.load_weights(args.init)
+        print(f"starting from the weights of {args.init}")
     engine.fit()
     if engine.is_main:
         print(f"checkpoint, logs and plots in {engine.out_dir}")
@@ -230,9 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="video, image folder, MOT sequence folder, camera index or URL")
     p.add_argument(
         "--checkpoint",
-        required=True,
         type=Path,
-        help="weights: a training last.pt or an exported model",
+        help="weights: a training last.pt or an exported model (default: the shipped model)",
     )
     p.add_argument("--output", required=True, type=Path, help="folder for <seq>.txt")
     p.add_argument(
@@ -258,6 +313,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval_det)
 
     p = sub.add_parser(
+        "pseudo-label",
+        help="label unlabelled videos with a trained detector, for self-training",
+        description="Detect and track people in each video; tracks that persist become "
+        "pseudo ground truth and uncertain detections ignore regions. Writes a video-backed "
+        "MOTChallenge folder OUTPUT/<name> per video, ready for train_sequences.",
+    )
+    p.add_argument("videos", nargs="+", type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path, help="the teacher detector")
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--input-long-side", type=int, default=512)
+    p.add_argument("--min-track-seconds", type=float, default=0.5)
+    p.add_argument("--min-peak-score", type=float, default=0.4)
+    p.set_defaults(func=_cmd_pseudo_label)
+
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint's inference weights (with checksum) for shipping or sharing",
+        description="Keep only what inference needs from a training checkpoint: OUTPUT (.pt) "
+        "and OUTPUT.json with its SHA-256 and --meta.",
+    )
+    p.add_argument("--model", choices=["detector"], default="detector")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--format", choices=["torch"], default="torch")
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--meta", help="JSON object recorded beside the weights")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
         "train",
         help="train a model (detector)",
         description="Train a model; launch under torchrun for DistributedDataParallel.",
@@ -278,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
     t.add_argument("--epochs", type=int, help="override engine.epochs")
+    t.add_argument("--train-sequences", nargs="+", metavar="SEQ", help="override train_sequences")
+    t.add_argument(
+        "--val-sequences", nargs="*", metavar="SEQ", help="override val_sequences (none: no val)"
+    )
+    t.add_argument(
+        "--init",
+        type=Path,
+        help="start from these model weights (e.g. a self-training round); ignored when "
+        "--resume finds a checkpoint",
+    )
     t.add_argument(
         "--resume",
         nargs="?",

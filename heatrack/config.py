@@ -48,4 +48,3 @@ def load_config(cls: type[T], path: str | os.PathLike | None, section: str | Non
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of {cls.__name__} keys")
     return from_dict(cls, data, str(path))
-

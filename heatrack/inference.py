@@ -23,6 +23,7 @@ from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from heatrack.models.decode import DecodeConfig, decode_frame
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.types import Detections
 
 _MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
@@ -76,12 +77,12 @@ class Detector:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, config: InferenceConfig = InferenceConfig()):
         """Load a training checkpoint (``last.pt``) or an exported weights file."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model_cfg = state.get("model_config") or state.get("extra", {}).get("config", {}).get(
-            "model"
-        )
-        model = HeatmapNet(from_dict(HeatmapNetConfig, model_cfg or {}), pretrained=False)
-        model.load_state_dict(state["model"])
+        state, model_cfg, _ = read_weights(path)
+        model = HeatmapNet(from_dict(HeatmapNetConfig, model_cfg), pretrained=False)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: weights do not fit the detector ({exc})") from None
         return cls(model, config)
 
     @torch.inference_mode()
@@ -145,3 +146,10 @@ class Detector:
             config=self.config.decode,
         )
         return index, dets, ({"heatmap": maps["heatmap"].numpy()} if keep_maps else None)
+
+
+def load_detector(
+    weights: str | os.PathLike | None = None, config: InferenceConfig = InferenceConfig()
+) -> Detector:
+    """The shipped detector (or ``weights``, a checkpoint or exported file), ready to stream."""
+    return Detector.from_checkpoint(weights or shipped_weights("detector"), config)

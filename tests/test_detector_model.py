@@ -149,3 +149,11 @@ def test_frames_are_encoded_independently():
         together = net.encode(torch.cat([a, b]))
         alone = net.encode(a)
     torch.testing.assert_close(together[:1], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_slivers_of_people_at_the_border_are_ignored_not_taught():
+    sliver = [50.0, 40.0, 50.5, 120.0]  # half a pixel of someone walking in
+    person = [100.0, 40.0, 130.0, 120.0]
+    t = render_targets(np.array([sliver, person]), np.zeros((0, 4)), 64, 64, TargetConfig())
+    assert t["valid"].sum() == 1 and t["heatmap"][20, 28] == 1.0
+    assert t["heatmap"][20, 12] < 1.0 and t["mask"][20, 12] == 0.0

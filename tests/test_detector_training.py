@@ -171,3 +171,42 @@ def test_soft_alpha_and_paste_geometry():
     box = _paste(img, np.full((40, 20, 3), 200.0, np.float32), alpha, 40.0, 5.0, 1.0)
     assert box == [40, 5, 50, 45]  # clipped at the right border
     assert img[25, 45].max() > 100 and img[25, 10].max() == 0
+
+
+def test_sequence_weighting_lets_small_sequences_be_seen(synth_root, tmp_path):
+    cache = FrameCache(tmp_path / "c")
+    big = _Sequence(synth_root / "TRAIN-A", cache, 960)
+    small = _Sequence(synth_root / "VAL-B", cache, 960)
+    small.labelled = small.labelled[:3]  # one clip
+    base = small_config(synth_root, tmp_path)
+    by_clip = ClipDataset(
+        [big, small], dataclasses.replace(base, sequence_weight_power=1.0), True, 1
+    )
+    by_seq = ClipDataset(
+        [big, small], dataclasses.replace(base, sequence_weight_power=0.0), True, 1
+    )
+    n = len(by_clip.starts[0][1])
+    assert n > 10 and len(by_clip.starts[1][1]) == 1
+    assert by_clip.sequence_probs == pytest.approx([n / (n + 1), 1 / (n + 1)])
+    assert by_seq.sequence_probs == pytest.approx([0.5, 0.5])
+
+
+def test_backbone_learning_rate_scale_and_init_from_weights(synth_root, tmp_path):
+    cfg = small_config(synth_root, tmp_path, backbone_lr_scale=0.1)
+    engine, _ = build(cfg)
+    backbone = {id(p) for p in engine.model.backbone.parameters()}
+    groups = engine.optimizer.param_groups
+    assert [g["scale"] for g in groups] == [0.1, 1.0]
+    assert {id(p) for p in groups[0]["params"]} == backbone
+    engine._train_step(next(iter(engine.loader_fn(0))))
+    assert groups[0]["lr"] == pytest.approx(0.1 * groups[1]["lr"])
+
+    # --init: another run's weights, a fresh optimiser and step counter.
+    first = tmp_path / "first.pt"
+    torch.save({"model": engine.model.state_dict()}, first)
+    other, _ = build(dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, seed=7)))
+    other.load_weights(first)
+    mine, theirs = engine.model.state_dict(), other.model.state_dict()
+    for a, b in zip(mine.values(), theirs.values(), strict=True):
+        assert torch.equal(a, b)
+    assert other.step == 0

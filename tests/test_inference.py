@@ -118,3 +118,39 @@ def test_detect_and_eval_det_cli(tmp_path, net, capsys):
         == 0
     )
     assert "AP50" in capsys.readouterr().out and (tmp_path / "ap.json").is_file()
+
+
+def test_exported_weights_load_and_damage_is_refused(tmp_path, net, monkeypatch):
+    import json
+
+    from heatrack.models import weights
+    from heatrack.models.weights import WeightsError, export_weights
+
+    ckpt = tmp_path / "last.pt"
+    torch.save(
+        {
+            "model": net.state_dict(),
+            "optimizer": {},
+            "extra": {"config": {"model": {"frames": 3, "channels": 16}}},
+        },
+        ckpt,
+    )
+    models = tmp_path / "pkg" / "heatrack" / "assets" / "models"
+    record = export_weights(ckpt, models / "detector.pt", {"trained_on": ["X"]})
+    assert json.loads((models / "detector.json").read_text())["sha256"] == record["sha256"]
+    assert record["trained_on"] == ["X"]
+
+    monkeypatch.setattr(weights.resources, "files", lambda _: tmp_path / "pkg" / "heatrack")
+    from heatrack.inference import load_detector
+
+    det = load_detector(config=InferenceConfig(input_long_side=128))
+    ref = Detector(net, InferenceConfig(input_long_side=128))
+    for (_, a, _), (_, b, _) in zip(det.stream(frames(4)), ref.stream(frames(4)), strict=True):
+        np.testing.assert_allclose(a.scores, b.scores)
+
+    data = (models / "detector.pt").read_bytes()
+    (models / "detector.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="checksum"):
+        load_detector()
+    with pytest.raises(WeightsError, match="cannot be read"):
+        Detector.from_checkpoint(models / "detector.pt")

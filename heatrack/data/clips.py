@@ -36,6 +36,9 @@ class TargetConfig:
     #: Around a positive centre, cells with heatmap target above this stay counted even
     #: inside an ignore region.
     keep_near_positive: float = 0.1
+    #: Positives narrower or lower than this (network-input pixels), such as the sliver of a
+    #: person entering at the border, are ignore regions: there is nothing there to learn.
+    min_size: float = 2.0
 
 
 def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +71,11 @@ def render_targets(
     offset = np.zeros((k, 2), np.float32)
     valid = np.zeros(k, bool)
 
-    for box in np.asarray(ignored, np.float64).reshape(-1, 4):
+    positives = np.asarray(positives, np.float64).reshape(-1, 4)
+    tiny = ((positives[:, 2:] - positives[:, :2]) < config.min_size).any(axis=1)
+    ignored = np.concatenate([np.asarray(ignored, np.float64).reshape(-1, 4), positives[tiny]])
+    positives = positives[~tiny]
+    for box in ignored:
         x0, y0 = max(int(np.floor(box[0] / s)), 0), max(int(np.floor(box[1] / s)), 0)
         x1, y1 = min(int(np.ceil(box[2] / s)), out_w), min(int(np.ceil(box[3] / s)), out_h)
         if x1 > x0 and y1 > y0:
@@ -77,7 +84,7 @@ def render_targets(
     ys = np.arange(out_h, dtype=np.float32)[:, None]
     xs = np.arange(out_w, dtype=np.float32)[None, :]
     n = 0
-    for box in np.asarray(positives, np.float64).reshape(-1, 4):
+    for box in positives:
         w, h = (box[2] - box[0]) / s, (box[3] - box[1]) / s
         cx, cy = (box[0] + box[2]) / 2 / s, (box[1] + box[3]) / 2 / s
         if w <= 0 or h <= 0 or not (0 <= cx < out_w and 0 <= cy < out_h):

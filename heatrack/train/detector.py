@@ -58,6 +58,11 @@ class DetectorTrainConfig:
     #: Clips per epoch (sampled with replacement across sequences).
     clips_per_epoch: int = 800
     workers: int = 0
+    #: How clips are drawn across sequences: a sequence is picked with probability proportional
+    #: to (its number of clips) ** power, then a clip within it. 1.0 draws every clip equally
+    #: (the longest camera dominates); 0.0 draws every sequence equally; 0.5 lets the few
+    #: frames of other cameras be seen often without drowning the long ones.
+    sequence_weight_power: float = 0.5
     heatmap_loss: str = "focal"
     #: Sizes are regressed as log(cells): an L1 of 0.5 means boxes 1.6x off, so the size term
     #: weighs as much as the heatmap (CenterNet's 0.1 was for raw pixel sizes).
@@ -121,9 +126,13 @@ class ClipDataset(Dataset):
         self.cfg = cfg
         self.train = train
         self.t = cfg.model.frames
-        self.items = [(s, f) for s in sequences for f in s.clip_starts(self.t)]
-        if not self.items:
+        self.starts = [(s, s.clip_starts(self.t)) for s in sequences]
+        self.starts = [(s, st) for s, st in self.starts if st]
+        if not self.starts:
             raise ValueError(f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}")
+        counts = np.array([len(st) for _, st in self.starts], np.float64)
+        weights = counts ** (cfg.sequence_weight_power if train else 1.0)
+        self.sequence_probs = weights / weights.sum()
         self.length = length
         self.seed = seed if seed is not None or train else 0
         # Fully visible, not tiny people to paste: (sequence, frame, xyxy at cache scale).
@@ -140,7 +149,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng(None if self.seed is None else (self.seed, i))
-        seq, start = self.items[int(rng.integers(len(self.items)))]
+        seq, starts = self.starts[int(rng.choice(len(self.starts), p=self.sequence_probs))]
+        start = starts[int(rng.integers(len(starts)))]
         out_w, out_h = self.cfg.input_size
         img_h, img_w = seq.frames.frames.shape[1:3]
         # One geometric transform for the whole clip: zoom, crop, flip.

@@ -36,6 +36,9 @@ class EngineConfig:
     #: Mixed precision (bfloat16/float16 autocast) when on CUDA.
     amp: bool = True
     grad_clip: float = 10.0
+    #: Learning rate of the model's pretrained ``backbone`` relative to the rest. Below 1 the
+    #: ImageNet features drift less towards the few cameras of a small training set.
+    backbone_lr_scale: float = 1.0
     seed: int = 0
 
 
@@ -87,9 +90,19 @@ class Engine:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        params = list(self.model.parameters())
+        groups = [{"params": params, "scale": 1.0}]
+        backbone = getattr(self.model, "backbone", None)
+        if backbone is not None and config.backbone_lr_scale != 1.0:
+            pretrained = {id(p) for p in backbone.parameters()}
+            groups = [
+                {
+                    "params": [p for p in params if id(p) in pretrained],
+                    "scale": config.backbone_lr_scale,
+                },
+                {"params": [p for p in params if id(p) not in pretrained], "scale": 1.0},
+            ]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.loader_fn = loader_fn
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = max(1, steps_per_epoch * config.epochs)
@@ -148,6 +161,12 @@ class Engine:
         self.history = state.get("history", [])
         torch.set_rng_state(state["rng"])
         return True
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Start from another run's model weights (fine-tuning, a self-training round): the
+        optimiser, schedule and counters start afresh."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
 
     def fit(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +245,7 @@ class Engine:
 
     def _train_step(self, batch) -> dict[str, float]:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = self.lr_at(self.step) * group.get("scale", 1.0)
         with torch.autocast(self.device.type, enabled=self.use_amp):
             loss, parts = self.step_fn(self.train_model, batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)

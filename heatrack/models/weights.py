@@ -1,0 +1,83 @@
+"""Where weights come from: the models shipped inside the package, or a user's file.
+
+Shipped weights live in ``heatrack/assets/models/<name>.pt`` and are found with
+``importlib.resources``; nothing is downloaded at run time. Each ``.pt`` holds only what
+inference needs (``model`` state dict, ``model_config``, ``meta``); beside it a ``<name>.json``
+records its SHA-256, so a truncated or altered file is refused with a clear error instead of
+producing silent garbage. The model cards are ``docs/models/<name>.md`` in the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from heatrack.io.mot import write_atomic
+
+
+class WeightsError(RuntimeError):
+    pass
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of a shipped weights file (``detector``, ``embedder``), checksum verified."""
+    folder = resources.files("heatrack") / "assets" / "models"
+    path = Path(str(folder / f"{name}.pt"))
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise WeightsError(
+            f"no shipped {name!r} model in {folder} (is the package installed completely?)"
+        )
+    expected = json.loads(meta_path.read_text())["sha256"]
+    actual = sha256(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path}: checksum {actual[:12]}... does not match {expected[:12]}... recorded in "
+            f"{meta_path.name}; the file is damaged, reinstall heatrack"
+        )
+    return path
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """(state dict, model config dict, meta) from a weights file or a training checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise WeightsError(f"{path}: cannot be read as torch weights ({exc})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise WeightsError(f"{path}: no 'model' entry; not a heatrack weights file")
+    config = state.get("model_config")
+    if config is None:  # a training checkpoint: the run's config holds the model's
+        config = state.get("extra", {}).get("config", {}).get("model", {})
+    return state["model"], config or {}, state.get("meta", {})
+
+
+def export_weights(
+    checkpoint: str | os.PathLike, output: str | os.PathLike, meta: dict | None = None
+) -> dict:
+    """Write the inference part of a checkpoint to ``output`` (``.pt``) and its checksum and
+    ``meta`` to the ``.json`` beside it. Returns the JSON record."""
+    model, config, old_meta = read_weights(checkpoint)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    record = {**old_meta, **(meta or {})}
+    tmp = output.with_name(f".{output.name}.tmp")
+    torch.save({"model": model, "model_config": config, "meta": record}, tmp)
+    os.replace(tmp, output)
+    record = {"file": output.name, "sha256": sha256(output), "bytes": output.stat().st_size}
+    record.update(meta or {})
+    write_atomic(output.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,54 @@
+"""Self-training pseudo-labels: what persists is a person, what flickers is ignored."""
+
+import numpy as np
+
+from heatrack.io.mot import read_gt
+from heatrack.io.sources import MotSequenceSource
+from heatrack.train.pseudo import (
+    IGNORE_CLASS,
+    PseudoLabelConfig,
+    pseudo_label,
+    write_pseudo_sequence,
+)
+from heatrack.types import Detections
+
+
+def _frames(n=20):
+    """A person walking right for all frames (score 0.5), a flicker on frames 5 and 12
+    (score 0.5, far apart), and a weak steady blob (score 0.2) never confident enough."""
+    for f in range(1, n + 1):
+        boxes = [[10 + 2 * f, 20, 30 + 2 * f, 80], [150, 20, 170, 80]]
+        scores = [0.5, 0.2]
+        if f in (5, 12):
+            boxes.append([200 - 5 * f, 100, 220 - 5 * f, 160])
+            scores.append(0.5)
+        yield f, Detections(np.array(boxes, float), np.array(scores))
+
+
+def test_only_persistent_confident_tracks_become_pedestrians():
+    rows = pseudo_label(_frames(), 10.0, (320, 240), PseudoLabelConfig(min_track_seconds=0.5))
+    people = rows.pedestrian_mask()
+    # The walker: one identity, every frame, positive.
+    assert len(set(rows.ids[people].tolist())) == 1
+    assert sorted(rows.frames[people].tolist()) == list(range(1, 21))
+    np.testing.assert_allclose(rows.xyxy[people & (rows.frames == 7)], [[24, 20, 44, 80]])
+    # The weak blob and the flickers are ignore regions, never positives.
+    ignored = rows.ignore_mask()
+    assert np.all(rows.classes[~people] == IGNORE_CLASS) and ignored[~people].all()
+    assert (ignored & (rows.xyxy[:, 0] == 150)).sum() == 20
+    assert (ignored & (rows.xyxy[:, 1] == 100)).sum() == 2
+
+
+def test_pseudo_sequence_is_a_trainable_video_backed_folder(tmp_path):
+    from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+    from heatrack.io.mot import SeqInfo
+
+    seq = render(SyntheticConfig(length=8, num_people=2))
+    video = next(write_sequence(seq, tmp_path / "orig", video=True).glob("*.avi"))
+    rows = pseudo_label(_frames(8), 10.0, (320, 240), PseudoLabelConfig(min_track_seconds=0.5))
+    info = SeqInfo(name="clip", length=8, width=320, height=240, frame_rate=10)
+    folder = write_pseudo_sequence(tmp_path / "pseudo", video, info, rows)
+    source = MotSequenceSource(folder)
+    assert source.video_backed and len(list(source)) == 8
+    back = read_gt(folder / "gt" / "gt.txt")
+    assert back.gt_format == "mot17" and back.pedestrian_mask().sum() == 8
