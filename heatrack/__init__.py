@@ -5,7 +5,15 @@ from heatrack.types import Detections, Tracks
 
 __version__ = "0.1.0"
 
-__all__ = ["Detections", "Tracker", "TrackerConfig", "Tracks", "__version__", "load_detector"]
+__all__ = [
+    "Detections",
+    "Tracker",
+    "TrackerConfig",
+    "Tracks",
+    "__version__",
+    "load_detector",
+    "load_embedder",
+]
 
 
 def __getattr__(name: str):
@@ -14,4 +22,8 @@ def __getattr__(name: str):
         from heatrack.inference import load_detector
 
         return load_detector
+    if name == "load_embedder":
+        from heatrack.models.reid import load_embedder
+
+        return load_embedder
     raise AttributeError(f"module 'heatrack' has no attribute {name!r}")

@@ -154,26 +154,28 @@ def _cmd_eval_det(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_detector(args: argparse.Namespace) -> int:
+def _train_config(config_type, args: argparse.Namespace, held_out_field: str):
+    """Load a training YAML and apply the command-line overrides shared by every model."""
     from heatrack.config import load_config
-    from heatrack.train.detector import DetectorTrainConfig, build
 
-    cfg = load_config(DetectorTrainConfig, args.config)
+    cfg = load_config(config_type, args.config)
+    engine = cfg.engine
     if args.out_dir:
-        cfg = dataclasses.replace(
-            cfg, engine=dataclasses.replace(cfg.engine, out_dir=str(args.out_dir))
-        )
+        engine = dataclasses.replace(engine, out_dir=str(args.out_dir))
     if args.epochs:
-        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, epochs=args.epochs))
+        engine = dataclasses.replace(engine, epochs=args.epochs)
+    cfg = dataclasses.replace(cfg, engine=engine)
     if args.train_sequences:
         cfg = dataclasses.replace(cfg, train_sequences=tuple(args.train_sequences))
-    if args.val_sequences is not None:
-        cfg = dataclasses.replace(cfg, val_sequences=tuple(args.val_sequences))
+    if args.held_out is not None:
+        cfg = dataclasses.replace(cfg, **{held_out_field: tuple(args.held_out)})
     if not cfg.train_sequences:
         raise ValueError(f"{args.config}: train_sequences is empty")
-    engine, split = build(cfg, args.data_root)
-    if engine.is_main:
-        print(f"train on {', '.join(split['train'])}; validate on {', '.join(split['val']) or '-'}")
+    return cfg
+
+
+def _fit(engine, args: argparse.Namespace) -> int:
+    """--resume or --init, then train; shared by every model."""
     resumed = args.resume and engine.resume(args.resume if isinstance(args.resume, Path) else None)
     if resumed:
         print(f"resumed from step {engine.step} (epoch {engine.epoch})")
@@ -183,6 +185,80 @@ def _cmd_train_detector(args: argparse.Namespace) -> int:
     engine.fit()
     if engine.is_main:
         print(f"checkpoint, logs and plots in {engine.out_dir}")
+    return 0
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from heatrack.train.detector import DetectorTrainConfig, build
+
+    cfg = _train_config(DetectorTrainConfig, args, "val_sequences")
+    engine, split = build(cfg, args.data_root)
+    if engine.is_main:
+        print(f"train on {', '.join(split['train'])}; validate on {', '.join(split['val']) or '-'}")
+    return _fit(engine, args)
+
+
+def _cmd_train_reid(args: argparse.Namespace) -> int:
+    from heatrack.train.reid import ReidTrainConfig, build
+
+    cfg = _train_config(ReidTrainConfig, args, "test_sequences")
+    engine, info = build(cfg, args.data_root)
+    if engine.is_main:
+        print(
+            f"train: {info['train_identities']} identities, {info['train_crops']} crops; "
+            f"held out: {info['test_identities']} identities, {info['test_crops']} crops"
+        )
+    return _fit(engine, args)
+
+
+def _reid_crops(args: argparse.Namespace):
+    from heatrack.data.reid import CropConfig, collect_crops
+    from heatrack.io.cache import FrameCache
+
+    cfg = CropConfig(
+        min_height=args.min_height, min_visibility=args.min_visibility, every=args.every
+    )
+    return collect_crops(args.sequences, FrameCache(args.cache_dir), cfg)
+
+
+def _cmd_reid_data(args: argparse.Namespace) -> int:
+    from heatrack.data.reid import export_market1501, split_identities
+
+    crops = _reid_crops(args)
+    train, test = split_identities(
+        crops, test_sequences=args.test_sequences or (), test_fraction=args.test_fraction
+    )
+    out = export_market1501(train, test, args.output, query_per_id=args.query_per_id)
+    print(
+        f"{len(train)} train crops of {train.num_identities} identities, {len(test)} test crops "
+        f"of {test.num_identities} identities -> {out}"
+    )
+    return 0
+
+
+def _cmd_eval_reid(args: argparse.Namespace) -> int:
+    import json
+
+    from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
+    from heatrack.io.mot import write_atomic
+    from heatrack.models.reid import load_embedder
+
+    crops = _reid_crops(args)
+    model = load_embedder(args.checkpoint)
+    emb = model.embed_crops(crops.images)
+    res = evaluate_embeddings(emb, crops, ReidEvalConfig(window_seconds=args.window_seconds))
+    print(
+        f"{crops.num_identities} identities, {len(crops)} crops of "
+        f"{', '.join(crops.sequence_names)}; same-id crops within {args.window_seconds:g} s "
+        "of a query are not in its gallery"
+    )
+    for mode, m in res.items():
+        print(
+            f"{mode + '-query':13s} rank-1 {m['rank1']:.3f}  rank-5 {m['rank5']:.3f}  "
+            f"rank-10 {m['rank10']:.3f}  mAP {m['mAP']:.3f}  ({m['queries']} queries)"
+        )
+    if args.json:
+        write_atomic(args.json, json.dumps(res, indent=2) + "\n")
     return 0
 
 
@@ -201,6 +277,43 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     folder = write_sequence(render(cfg), Path(args.output) / cfg.name, video=args.video)
     print(f"wrote {folder}")
     return 0
+
+
+def _add_train_arguments(t, config_name: str, held_out_flag: str, held_out_help: str) -> None:
+    t.add_argument("--config", required=True, type=Path, help=f"YAML of {config_name}")
+    t.add_argument(
+        "--data-root",
+        type=Path,
+        help="folder the config's sequence paths are relative to (default: as written)",
+    )
+    t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
+    t.add_argument("--epochs", type=int, help="override engine.epochs")
+    t.add_argument("--train-sequences", nargs="+", metavar="SEQ", help="override train_sequences")
+    t.add_argument(
+        held_out_flag, dest="held_out", nargs="*", metavar="SEQ", help=f"override {held_out_help}"
+    )
+    t.add_argument(
+        "--init",
+        type=Path,
+        help="start from these model weights (e.g. a self-training round); ignored when "
+        "--resume finds a checkpoint",
+    )
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        type=Path,
+        default=None,
+        help="continue from the run folder's last.pt, or from the given checkpoint",
+    )
+
+
+def _add_crop_arguments(p) -> None:
+    p.add_argument("sequences", nargs="+", type=Path, help="MOTChallenge sequence folders")
+    p.add_argument("--min-height", type=float, default=50.0)
+    p.add_argument("--min-visibility", type=float, default=0.6)
+    p.add_argument("--every", type=int, default=1, help="keep one frame in this many")
+    p.add_argument("--cache-dir", type=Path, default=Path("cache/frames"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep only what inference needs from a training checkpoint: OUTPUT (.pt) "
         "and OUTPUT.json with its SHA-256 and --meta.",
     )
-    p.add_argument("--model", choices=["detector"], default="detector")
+    p.add_argument("--model", choices=["detector", "embedder"], default="detector")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--format", choices=["torch"], default="torch")
     p.add_argument("--output", required=True, type=Path)
@@ -342,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train a model (detector)",
+        help="train a model (detector, reid)",
         description="Train a model; launch under torchrun for DistributedDataParallel.",
     )
     train_sub = p.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -353,33 +466,48 @@ def build_parser() -> argparse.ArgumentParser:
         "video-backed). Writes last.pt, log.csv, tensorboard/, loss.png and val_heatmap.png to "
         "the run folder; --resume continues from last.pt.",
     )
-    t.add_argument("--config", required=True, type=Path, help="YAML of DetectorTrainConfig")
-    t.add_argument(
-        "--data-root",
-        type=Path,
-        help="folder the config's sequence paths are relative to (default: as written)",
-    )
-    t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
-    t.add_argument("--epochs", type=int, help="override engine.epochs")
-    t.add_argument("--train-sequences", nargs="+", metavar="SEQ", help="override train_sequences")
-    t.add_argument(
-        "--val-sequences", nargs="*", metavar="SEQ", help="override val_sequences (none: no val)"
-    )
-    t.add_argument(
-        "--init",
-        type=Path,
-        help="start from these model weights (e.g. a self-training round); ignored when "
-        "--resume finds a checkpoint",
-    )
-    t.add_argument(
-        "--resume",
-        nargs="?",
-        const=True,
-        type=Path,
-        default=None,
-        help="continue from the run folder's last.pt, or from the given checkpoint",
-    )
+    _add_train_arguments(t, "DetectorTrainConfig", "--val-sequences", "validation sequences")
     t.set_defaults(func=_cmd_train_detector)
+    t = train_sub.add_parser(
+        "reid",
+        help="train the appearance embedder (triplet + identity loss on gt crops)",
+        description="Train the Embedder on person crops cut from MOTChallenge ground truth: "
+        "P x K batches, batch-hard triplet loss plus identity cross-entropy. CMC and mAP on "
+        "held-out identities after every epoch; same outputs and --resume as the detector.",
+    )
+    _add_train_arguments(t, "ReidTrainConfig", "--test-sequences", "held-out sequences")
+    t.set_defaults(func=_cmd_train_reid)
+
+    p = sub.add_parser(
+        "reid-data",
+        help="export person crops from MOT ground truth as Market-1501 folders",
+        description="Cut pedestrian crops (filtered by height and visibility, every k frames) "
+        "from MOTChallenge sequences into bounding_box_train/, query/ and bounding_box_test/ "
+        "with identity-disjoint splits, for heatrack or any other ReID tool.",
+    )
+    _add_crop_arguments(p)
+    held = p.add_mutually_exclusive_group(required=True)
+    held.add_argument("--test-sequences", nargs="+", help="held-out sequence names")
+    held.add_argument("--test-fraction", type=float, help="fraction of identities held out")
+    p.add_argument("--query-per-id", type=int, default=1)
+    p.add_argument("--output", required=True, type=Path)
+    p.set_defaults(func=_cmd_reid_data)
+
+    p = sub.add_parser(
+        "eval-reid",
+        help="CMC rank-1/5/10 and mAP of an embedder on the identities of given sequences",
+        description="Every crop is a query; its gallery is every other crop except the same "
+        "identity within --window-seconds (near-duplicates). Single- and multi-query (the "
+        "query's tracklet averaged).",
+    )
+    _add_crop_arguments(p)
+    p.add_argument(
+        "--checkpoint",
+        help="embedder weights (default: the shipped one); 'imagenet' for raw ImageNet features",
+    )
+    p.add_argument("--window-seconds", type=float, default=1.0)
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=_cmd_eval_reid)
 
     p = sub.add_parser(
         "synth",

@@ -26,6 +26,8 @@ _SETTINGS = [
 ]
 #: Index of the last ``features`` block at each output stride, and its channel count.
 STAGE_ENDS = {4: (3, 24), 8: (6, 32), 16: (13, 96), 32: (17, 320)}
+#: Channels of ``features.18``, the last 1x1 convolution of ImageNet MobileNetV2.
+LAST_CHANNELS = 1280
 #: ImageNet normalisation, RGB.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,9 +67,14 @@ class MobileNetV2Features(nn.Module):
     from :data:`STAGE_ENDS`.
     """
 
-    def __init__(self, strides: tuple[int, ...] = (4, 8, 16)) -> None:
+    def __init__(self, strides: tuple[int, ...] = (4, 8, 16), last_conv: bool = False) -> None:
+        """``last_conv`` adds ``features.18``, the 1x1 convolution to 1280 channels that ends
+        ImageNet MobileNetV2; the stride-32 output is then that block's (needs 32 in
+        ``strides``)."""
         super().__init__()
         self.strides = tuple(sorted(strides))
+        if last_conv and self.strides[-1] != 32:
+            raise ValueError("last_conv needs stride 32 among the outputs")
         last = STAGE_ENDS[self.strides[-1]][0]
         blocks: list[nn.Module] = [nn.Sequential(*_conv_bn(3, 32, 3, 2))]
         cin = 32
@@ -75,12 +82,21 @@ class MobileNetV2Features(nn.Module):
             for i in range(n):
                 blocks.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
                 cin = c
-        self.features = nn.Sequential(*blocks[: last + 1])
+        blocks = blocks[: last + 1]
+        self.last_conv = last_conv
+        if last_conv:
+            blocks.append(nn.Sequential(*_conv_bn(320, LAST_CHANNELS, 1)))
+        self.features = nn.Sequential(*blocks)
         self._taps = {STAGE_ENDS[s][0] for s in self.strides}
+        if last_conv:
+            self._taps = (self._taps - {STAGE_ENDS[32][0]}) | {len(blocks) - 1}
 
     @property
     def channels(self) -> list[int]:
-        return [STAGE_ENDS[s][1] for s in self.strides]
+        chans = [STAGE_ENDS[s][1] for s in self.strides]
+        if self.last_conv:
+            chans[-1] = LAST_CHANNELS
+        return chans
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []

@@ -1,10 +1,11 @@
-"""Training losses of the detector.
+"""Training losses of the detector and the embedder.
 
 Heatmap: the penalty-reduced focal loss of CenterNet on logits, normalised by the number of
 objects, with ignored cells masked out. Positives are cells where the target is 1; elsewhere
 the penalty on a predicted p is (1 - target)^beta * p^alpha * log(1 - p), so cells near a
 centre (target close to 1) are barely punished. L1 and MSE on the probabilities are kept as
-options for comparison. Size and offset: L1 at object centres only.
+options for comparison. Size and offset: L1 at object centres only. Embedder: batch-hard
+triplet loss (identity cross-entropy is torch's own, with label smoothing).
 """
 
 from __future__ import annotations
@@ -65,3 +66,21 @@ def gather_l1(
     return (F.l1_loss(picked, target, reduction="none") * weight).sum() / (weight.sum() * k).clamp(
         min=1.0
     )
+
+
+def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017): for every anchor, its farthest positive
+    and nearest negative in the batch, hinge ``margin`` on Euclidean distances; averaged over
+    anchors that have both. ``margin`` <= 0 gives the soft-margin form log(1 + exp(d+ - d-))."""
+    sq = (features * features).sum(1)
+    dist = (sq[:, None] + sq[None, :] - 2 * features @ features.T).clamp_min(1e-12).sqrt()
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    valid = pos_mask.any(1) & neg_mask.any(1)
+    if not valid.any():
+        return features.sum() * 0.0
+    hardest_pos = torch.where(pos_mask, dist, torch.zeros_like(dist)).amax(1)
+    hardest_neg = torch.where(neg_mask, dist, torch.full_like(dist, float("inf"))).amin(1)
+    gap = (hardest_pos - hardest_neg)[valid]
+    return F.softplus(gap).mean() if margin <= 0 else F.relu(gap + margin).mean()

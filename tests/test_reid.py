@@ -1,0 +1,181 @@
+"""Re-identification: crops, sampler, triplet loss, CMC/mAP, embedder and training."""
+
+import numpy as np
+import pytest
+import torch
+
+from heatrack.data.reid import (
+    CropConfig,
+    Crops,
+    PKSampler,
+    collect_crops,
+    export_market1501,
+    split_identities,
+)
+from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+from heatrack.eval.reid import ReidEvalConfig, cmc_map, evaluate_embeddings, near_duplicates
+from heatrack.io.cache import FrameCache
+from heatrack.models.losses import batch_hard_triplet
+from heatrack.models.reid import Embedder, EmbedderConfig
+
+
+@pytest.fixture(scope="module")
+def synth_crops(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reid")
+    folders = []
+    for seed, video in [(3, True), (4, False)]:
+        seq = render(SyntheticConfig(name=f"S{seed}", length=30, num_people=6, seed=seed))
+        folders.append(write_sequence(seq, root / f"S{seed}", video=video))
+    cfg = CropConfig(min_height=20, min_visibility=0.6, stored_size=(72, 36))
+    return collect_crops(folders, FrameCache(root / "cache"), cfg)
+
+
+def test_crops_are_pedestrians_with_identities_per_sequence(synth_crops):
+    c = synth_crops
+    assert len(c) > 100 and c.images.shape[1:] == (72, 36, 3) and c.images.dtype == np.uint8
+    assert c.sequence_names == ["S3", "S4"]
+    # Identities are (sequence, gt id) pairs: the same gt id in two sequences is two people.
+    rows = zip(c.sequences, c.track_ids, c.labels, strict=True)
+    pairs = {(int(s), int(t)): int(lab) for s, t, lab in rows}
+    assert len(set(pairs.values())) == len(pairs) == c.num_identities
+    # Filters: nobody shorter than min_height; every-k sampling keeps one frame in k.
+    assert (c.images.shape[0] > 0) and set(np.unique(c.frames)) <= set(range(1, 31))
+
+
+def test_split_identities_is_disjoint_within_and_across_sequences(synth_crops):
+    train, test = split_identities(synth_crops, test_fraction=0.5, seed=1)
+    assert len(train) + len(test) == len(synth_crops)
+
+    def key(c):
+        return {(int(s), int(t)) for s, t in zip(c.sequences, c.track_ids, strict=True)}
+
+    assert not key(train) & key(test)
+    assert set(train.labels.tolist()) == set(range(train.num_identities))  # renumbered
+    train, test = split_identities(synth_crops, test_sequences=["S4"])
+    assert set(test.sequences.tolist()) == {1} and set(train.sequences.tolist()) == {0}
+    with pytest.raises(ValueError, match="not among"):
+        split_identities(synth_crops, test_sequences=["nope"])
+
+
+def test_pk_sampler_gives_p_identities_times_k_crops():
+    labels = np.array([0] * 10 + [1] * 2 + [2] * 5 + [3] * 7)
+    sampler = PKSampler(labels, p=3, k=4, batches=20, seed=0)
+    batches = list(sampler)
+    assert len(batches) == 20
+    for batch in batches:
+        ids = labels[batch]
+        assert len(batch) == 12
+        uniq, counts = np.unique(ids, return_counts=True)
+        assert len(uniq) == 3 and np.all(counts == 4)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ValueError, match="only 4 exist"):
+        PKSampler(labels, p=5, k=2, batches=1)
+
+
+def _brute_triplet(f, y, margin):
+    losses = []
+    for a in range(len(y)):
+        pos = [torch.dist(f[a], f[p]) for p in range(len(y)) if p != a and y[p] == y[a]]
+        neg = [torch.dist(f[a], f[n]) for n in range(len(y)) if y[n] != y[a]]
+        if pos and neg:
+            losses.append(torch.relu(max(pos) - min(neg) + margin))
+    return torch.stack(losses).mean()
+
+
+def test_batch_hard_triplet_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(12, 5, generator=g)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4])  # id 4 has no positive
+    for margin in (0.3, 1.0, 5.0):
+        assert batch_hard_triplet(f, y, margin).item() == pytest.approx(
+            _brute_triplet(f, y, margin).item(), rel=1e-5
+        )
+    f.requires_grad_(True)
+    batch_hard_triplet(f, y, 0.3).backward()
+    assert torch.isfinite(f.grad).all()  # distances clamp away from sqrt(0)
+
+
+def test_cmc_and_map_on_hand_made_distances():
+    # Query 0 (id A): gallery by distance is B, A, A -> first hit at rank 2,
+    # AP = (1/2 + 2/3) / 2. Query 1 (id B): B first -> rank 1, AP = 1.
+    dist = np.array([[0.1, 0.2, 0.3], [0.1, 0.5, 0.6]])
+    gallery = np.array(["B", "A", "A"])
+    out = cmc_map(dist, np.array(["A", "B"]), gallery, ranks=(1, 2))
+    assert out["rank1"] == pytest.approx(0.5) and out["rank2"] == pytest.approx(1.0)
+    assert out["mAP"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1.0) / 2)
+    # Excluding the only true match skips the query, it does not count as a miss.
+    allowed = np.array([[True, True, True], [False, True, True]])
+    out = cmc_map(dist, np.array(["A", "B"]), gallery, allowed, ranks=(1,))
+    assert out["queries"] == 1 and out["skipped_queries"] == 1 and out["rank1"] == 0.0
+
+
+def _toy_crops(labels, frames, seqs=None, fps=10.0):
+    n = len(labels)
+    return Crops(
+        np.zeros((n, 8, 4, 3), np.uint8),
+        np.asarray(labels),
+        np.zeros(n, np.int64) if seqs is None else np.asarray(seqs),
+        np.asarray(frames),
+        np.asarray(labels),
+        np.full(n, fps),
+        ["S"],
+    )
+
+
+def test_near_duplicates_within_the_window_are_left_out():
+    crops = _toy_crops([0, 0, 0, 1], [1, 5, 30, 5])
+    near = near_duplicates(crops, window_seconds=1.0)  # 10 frames at 10 fps
+    assert near[0].tolist() == [True, True, False, False]
+    assert near[3].tolist() == [False, False, False, True]
+    # Embeddings: id 0 at frames 1 and 5 identical, frame 30 different; a perfect embedding
+    # for the far crop still scores because the near-duplicate is not the answer.
+    emb = np.array([[1, 0], [1, 0], [0.8, 0.6], [0, 1]], float)
+    res = evaluate_embeddings(emb, crops, ReidEvalConfig(window_seconds=1.0, ranks=(1,)))
+    assert res["single"]["queries"] == 3  # id 1 has no match outside its window
+    assert res["single"]["rank1"] == pytest.approx(1.0)
+    assert res["multi"]["rank1"] == pytest.approx(1.0)
+
+
+def test_embedder_embeds_boxes_of_a_frame_as_unit_vectors():
+    model = Embedder(EmbedderConfig(dim=16), pretrained=False).eval()
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 40, 90], [100, -5, 170, 130]], float)  # one leaves the frame
+    emb = model.embed(frame, boxes)
+    assert emb.shape == (2, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    assert model.embed(frame, np.zeros((0, 4))).shape == (0, 16)
+
+
+def test_a_few_training_steps_lower_the_loss(synth_crops, tmp_path):
+    from heatrack.train.reid import CropDataset, ReidTrainConfig, reid_loss
+
+    torch.manual_seed(0)
+    cfg = ReidTrainConfig(model=EmbedderConfig(dim=32, input_size=(64, 32)), p=4, k=4)
+    train = synth_crops
+    model = Embedder(EmbedderConfig(dim=32, input_size=(64, 32), num_classes=train.num_identities))
+    ds = CropDataset(train, cfg, seed=0)
+    batch_idx = next(iter(PKSampler(train.labels, 4, 4, 1, seed=0)))
+    items = [ds[i] for i in batch_idx]
+    batch = (torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss, _ = reid_loss(model, batch, torch.device("cpu"), cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_market1501_export(synth_crops, tmp_path):
+    train, test = split_identities(synth_crops, test_sequences=["S4"])
+    out = export_market1501(train, test, tmp_path / "market", query_per_id=2)
+    names = {d: sorted(p.name for p in (out / d).glob("*.jpg")) for d in
+             ("bounding_box_train", "query", "bounding_box_test")}  # fmt: skip
+    assert len(names["bounding_box_train"]) == len(train)
+    assert len(names["query"]) + len(names["bounding_box_test"]) == len(test)
+    assert len(names["query"]) == 2 * test.num_identities
+    pid, cam = names["query"][0].split("_")[:2]
+    assert pid.isdigit() and cam == "c2s1"
