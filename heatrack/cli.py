@@ -239,13 +239,14 @@ def _cmd_reid_data(args: argparse.Namespace) -> int:
 def _cmd_eval_reid(args: argparse.Namespace) -> int:
     import json
 
+    from heatrack.data.reid import EVAL_VIEW, central_view
     from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
     from heatrack.io.mot import write_atomic
     from heatrack.models.reid import load_embedder
 
     crops = _reid_crops(args)
     model = load_embedder(args.checkpoint)
-    emb = model.embed_crops(crops.images)
+    emb = model.embed_crops(central_view(crops.images, EVAL_VIEW, model.config.input_size))
     res = evaluate_embeddings(emb, crops, ReidEvalConfig(window_seconds=args.window_seconds))
     print(
         f"{crops.num_identities} identities, {len(crops)} crops of "

@@ -102,7 +102,7 @@ def test_train_cli_writes_checkpoint_logs_plots_and_resumes(synth_root, tmp_path
     path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
     assert main(["train", "detector", "--config", str(path)]) == 0
     run = tmp_path / "run"
-    for name in ("last.pt", "log.csv", "loss.png", "val_heatmap.png"):
+    for name in ("last.pt", "log.csv", "epochs.csv", "loss.png", "val_heatmap.png"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     state = torch.load(run / "last.pt", weights_only=False)

@@ -179,3 +179,53 @@ def test_market1501_export(synth_crops, tmp_path):
     assert len(names["query"]) == 2 * test.num_identities
     pid, cam = names["query"][0].split("_")[:2]
     assert pid.isdigit() and cam == "c2s1"
+
+
+def test_train_reid_eval_reid_and_reid_data_cli(tmp_path, capsys):
+    import dataclasses
+    import json
+
+    import yaml
+
+    from heatrack.cli import main
+    from heatrack.train.engine import EngineConfig
+    from heatrack.train.reid import ReidTrainConfig
+
+    folders = []
+    for seed in (5, 6):
+        seq = render(SyntheticConfig(name=f"R{seed}", length=20, num_people=6, seed=seed))
+        folders.append(str(write_sequence(seq, tmp_path / f"R{seed}")))
+    cfg = ReidTrainConfig(
+        train_sequences=(folders[0],),
+        test_sequences=(folders[1],),
+        cache_dir=str(tmp_path / "cache"),
+        crops=CropConfig(min_height=20, stored_size=(72, 36)),
+        model=EmbedderConfig(dim=16, input_size=(64, 32)),
+        p=3,
+        k=2,
+        batches_per_epoch=2,
+        engine=EngineConfig(out_dir=str(tmp_path / "run"), epochs=1, warmup_steps=1),
+    )
+    plain = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    (tmp_path / "reid.yaml").write_text(yaml.safe_dump(plain))
+    assert main(["train", "reid", "--config", str(tmp_path / "reid.yaml")]) == 0
+    epochs = (tmp_path / "run" / "epochs.csv").read_text().splitlines()
+    assert "rank1" in epochs[0] and "mAP" in epochs[0] and len(epochs) == 2
+    assert main(["train", "reid", "--config", str(tmp_path / "reid.yaml"), "--epochs", "2",
+                 "--resume"]) == 0  # fmt: skip
+    assert len((tmp_path / "run" / "epochs.csv").read_text().splitlines()) == 3
+
+    capsys.readouterr()
+    common = ["--min-height", "20", "--cache-dir", str(tmp_path / "cache")]
+    out_json = tmp_path / "reid.json"
+    ckpt = str(tmp_path / "run" / "last.pt")
+    assert (
+        main(["eval-reid", folders[1], "--checkpoint", ckpt, "--json", str(out_json), *common]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "single-query" in text and "multi-query" in text
+    res = json.loads(out_json.read_text())
+    assert 0.0 <= res["single"]["mAP"] <= 1.0 and res["single"]["queries"] > 0
+    assert main(["reid-data", *folders, "--test-sequences", "R6", "--output",
+                 str(tmp_path / "market"), *common]) == 0  # fmt: skip
+    assert list((tmp_path / "market" / "query").glob("*.jpg"))

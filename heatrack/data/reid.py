@@ -91,6 +91,29 @@ def cut_crop(image: np.ndarray, xyxy: np.ndarray, size: tuple[int, int], margin:
     )
 
 
+def central_view(images: np.ndarray, fraction: float, size: tuple[int, int]) -> np.ndarray:
+    """The evaluation view of stored crops: the central ``fraction`` of each side (the mean
+    random training crop), resized to ``size`` (h, w)."""
+    h, w = images.shape[1:3]
+    ch, cw = round(h * fraction), round(w * fraction)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    out_h, out_w = size
+    return (
+        np.stack(
+            [
+                cv2.resize(im[y : y + ch, x : x + cw], (out_w, out_h), interpolation=cv2.INTER_AREA)
+                for im in images
+            ]
+        )
+        if len(images)
+        else np.zeros((0, out_h, out_w, 3), np.uint8)
+    )
+
+
+#: Fraction of the stored crop that the evaluation view keeps (the training crops' mean).
+EVAL_VIEW = 0.925
+
+
 def collect_crops(
     folders: Sequence[str | os.PathLike],
     cache: FrameCache,

@@ -2,7 +2,8 @@
 
 It owns what every run needs and nothing model-specific: devices (CPU, CUDA, mixed precision on
 CUDA), DistributedDataParallel when launched by ``torchrun`` (gloo on CPU, nccl on GPUs), a
-progress bar, CSV and TensorBoard logs, a loss-curve PNG per epoch, atomic checkpoints every
+progress bar, CSV and TensorBoard logs (``log.csv`` per step, ``epochs.csv`` per epoch with the
+validation metrics), a loss-curve PNG per epoch, atomic checkpoints every
 ``checkpoint_every`` steps and at each epoch end, and ``resume`` from the last one.
 """
 
@@ -241,7 +242,21 @@ class Engine:
                         if k != "epoch":
                             writer.add_scalar(f"epoch/{k}", v, self.epoch)
                 self._plot_history()
+                self._write_epochs()
+                tqdm.write(
+                    f"epoch {self.epoch}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
+                )
             self.save()
+
+    def _write_epochs(self) -> None:
+        """``epochs.csv``: one row per epoch (train means and validation metrics)."""
+        keys = ["epoch"] + sorted({k for r in self.history for k in r if k != "epoch"})
+        rows = [",".join(keys)]
+        rows += [",".join(f"{r[k]:.6g}" if k in r else "" for k in keys) for r in self.history]
+        tmp = self.out_dir / ".epochs.csv.tmp"
+        tmp.write_text("\n".join(rows) + "\n")
+        os.replace(tmp, self.out_dir / "epochs.csv")
 
     def _train_step(self, batch) -> dict[str, float]:
         for group in self.optimizer.param_groups:

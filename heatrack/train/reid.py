@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from heatrack.data.reid import CropConfig, Crops, PKSampler, collect_crops, split_identities
+from heatrack.data.reid import (
+    CropConfig,
+    Crops,
+    PKSampler,
+    central_view,
+    collect_crops,
+    split_identities,
+)
 from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
 from heatrack.io.cache import FrameCache
 from heatrack.models.losses import batch_hard_triplet
@@ -153,7 +160,8 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     def on_epoch_end(engine: Engine, epoch: int) -> dict:
         if not len(test):
             return {}
-        metrics = evaluate_embeddings(model.embed_crops(_center(test, cfg)), test, cfg.evaluation)
+        view = central_view(test.images, np.mean(cfg.augment.crop_scale), cfg.model.input_size)
+        metrics = evaluate_embeddings(model.embed_crops(view), test, cfg.evaluation)
         return {"rank1": metrics["single"]["rank1"], "mAP": metrics["single"]["mAP"]}
 
     config = dataclasses.asdict(cfg)
@@ -174,22 +182,3 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         "test_crops": len(test),
     }
     return engine, info
-
-
-def _center(crops: Crops, cfg: ReidTrainConfig) -> np.ndarray:
-    """Evaluation view of stored crops: the central part (the mean training crop), resized."""
-    return center_crops(crops.images, cfg.augment.crop_scale, cfg.model.input_size)
-
-
-def center_crops(images: np.ndarray, crop_scale: tuple[float, float], size) -> np.ndarray:
-    s = float(np.mean(crop_scale))
-    h, w = images.shape[1:3]
-    ch, cw = round(h * s), round(w * s)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    out_h, out_w = size
-    return np.stack(
-        [
-            cv2.resize(im[y : y + ch, x : x + cw], (out_w, out_h), interpolation=cv2.INTER_AREA)
-            for im in images
-        ]
-    )
