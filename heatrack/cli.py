@@ -39,11 +39,21 @@ def _cmd_track(args: argparse.Namespace) -> int:
     config = load_config(TrackerConfig, args.config, section="tracker")
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
+    embedder = None
+    if args.reid:
+        from heatrack.models.reid import load_embedder
+
+        embedder = load_embedder(None if args.reid == "shipped" else args.reid)
     folders = find_sequence_folders(args.source)
     for folder in folders:
         det_path = detections_file(args.detections, folder.name, many=len(folders) > 1)
         name, rows = track_public_detections(
-            folder, det_path, config, interpolate_gap=args.interpolate, smooth_sigma=args.smooth
+            folder,
+            det_path,
+            config,
+            interpolate_gap=args.interpolate,
+            smooth_sigma=args.smooth,
+            embedder=embedder,
         )
         out = args.output / f"{name}.txt"
         write_results(out, rows.frames, rows.ids, rows.xywh, rows.conf)
@@ -373,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--camera-motion",
         action="store_true",
         help="compensate camera motion estimated from the frames (reads images)",
+    )
+    p.add_argument(
+        "--reid",
+        nargs="?",
+        const="shipped",
+        metavar="WEIGHTS",
+        help="use appearance: the shipped embedder, or these weights (reads images)",
     )
     p.add_argument(
         "--interpolate",

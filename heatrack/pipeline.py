@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -88,16 +89,29 @@ def detections_file(detections: str | os.PathLike, seq_name: str, many: bool) ->
     )
 
 
+def with_embeddings(dets: Detections, frame: np.ndarray, embedder, min_score: float) -> Detections:
+    """``dets`` with appearance vectors, computed only for rows scoring at least ``min_score``
+    (the only ones the tracker matches or learns by appearance); the others get zero vectors,
+    which never pass an appearance gate."""
+    need = np.flatnonzero(dets.scores >= min_score)
+    emb = np.zeros((len(dets), embedder.config.dim), np.float32)
+    if len(need):
+        emb[need] = embedder.embed(frame, dets.xyxy[need])
+    return dataclasses.replace(dets, embeddings=emb)
+
+
 def track_public_detections(
     folder: Path,
     det_path: Path,
     config: TrackerConfig | None = None,
     interpolate_gap: int = 0,
     smooth_sigma: float = 0.0,
+    embedder=None,
 ) -> tuple[str, MotRows]:
     """Track one sequence from its detection file; returns (sequence name, result rows).
 
-    Frames are read only when the config needs them (camera-motion compensation).
+    Frames are read only when needed: camera-motion compensation, or appearance from
+    ``embedder`` (anything with ``embed(frame, boxes)`` and ``config.dim``).
     """
     info = read_seqinfo(folder)
     dets = read_detections(det_path)
@@ -108,10 +122,15 @@ def track_public_detections(
         )
     config = config or TrackerConfig()
     tracker = Tracker(config, frame_rate=info.frame_rate, image_size=(info.width, info.height))
-    if config.camera_motion:
+    if config.camera_motion or embedder is not None:
         per_frame = dict(detections_by_frame(dets, info.length))
+
+        def frame_detections(index: int, image: np.ndarray) -> Detections:
+            d = per_frame[index]
+            return d if embedder is None else with_embeddings(d, image, embedder, config.high_score)
+
         stream = (
-            (index, tracker.update(per_frame[index], frame=image, frame_index=index))
+            (index, tracker.update(frame_detections(index, image), frame=image, frame_index=index))
             for index, image in open_source(folder)
         )
     else:

@@ -229,3 +229,51 @@ def test_train_reid_eval_reid_and_reid_data_cli(tmp_path, capsys):
     assert main(["reid-data", *folders, "--test-sequences", "R6", "--output",
                  str(tmp_path / "market"), *common]) == 0  # fmt: skip
     assert list((tmp_path / "market" / "query").glob("*.jpg"))
+
+
+def test_only_detections_the_tracker_can_use_are_embedded():
+    from heatrack.pipeline import with_embeddings
+    from heatrack.types import Detections
+
+    model = Embedder(EmbedderConfig(dim=8), pretrained=False).eval()
+    seen = []
+    real_embed = model.embed
+
+    def counting_embed(frame, boxes):
+        seen.append(len(boxes))
+        return real_embed(frame, boxes)
+
+    model.embed = counting_embed
+    frame = np.zeros((100, 100, 3), np.uint8)
+    dets = Detections(np.array([[0, 0, 20, 50], [30, 0, 50, 50], [60, 0, 80, 50.0]]),
+                      np.array([0.9, 0.3, 0.7]))  # fmt: skip
+    out = with_embeddings(dets, frame, model, min_score=0.6)
+    assert seen == [2]
+    norms = np.linalg.norm(out.embeddings, axis=1)
+    np.testing.assert_allclose(norms, [1, 0, 1], atol=1e-5)
+
+
+def test_track_cli_with_appearance(tmp_path):
+    from heatrack.cli import main
+    from heatrack.io.mot import read_results
+
+    seq = render(SyntheticConfig(name="T1", length=12, num_people=3, seed=2))
+    folder = write_sequence(seq, tmp_path / "T1")
+    rows = seq.gt
+    det = tmp_path / "det.txt"
+    det.write_text(
+        "".join(
+            f"{f},-1,{x:.1f},{y:.1f},{w:.1f},{h:.1f},0.9,-1,-1,-1\n"
+            for f, (x, y, w, h) in zip(rows.frames, rows.xywh, strict=True)
+        )
+    )
+    ckpt = tmp_path / "emb.pt"
+    model = Embedder(EmbedderConfig(dim=8), pretrained=False)
+    torch.save({"model": model.state_dict(), "model_config": {"dim": 8}}, ckpt)
+    out = tmp_path / "out"
+    args = ["track", str(folder), "--detections", str(det), "--output", str(out)]
+    assert main([*args, "--reid", str(ckpt)]) == 0
+    with_app = read_results(out / "T1.txt")
+    assert main(args) == 0
+    without = read_results(out / "T1.txt")
+    assert len(with_app) > 0 and len(np.unique(with_app.ids)) == len(np.unique(without.ids))

@@ -56,7 +56,7 @@ def cmc_map(
         positions = np.flatnonzero(matches) + 1  # 1-based ranks of the true matches
         aps.append(float(np.mean(np.arange(1, len(positions) + 1) / positions)))
     n = len(aps)
-    out = {f"rank{r}": (hits[r - 1] / n if n else 0.0) for r in ranks}
+    out = {f"rank{r}": (float(hits[r - 1] / n) if n else 0.0) for r in ranks}
     out["mAP"] = float(np.mean(aps)) if n else 0.0
     out["queries"] = n
     out["skipped_queries"] = skipped

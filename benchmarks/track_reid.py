@@ -1,0 +1,66 @@
+"""What appearance buys the tracker: the same detections tracked with and without embeddings.
+
+On the real videos with ground truth (PETS09-S2L1, TUD-Stadtmitte), from the MOT15 public
+detections (the detection set of benchmarks/track_peers.py), heatrack's tracker runs with its
+defaults, then again with appearance from an embedder that never saw that sequence (the
+held-out fold model of benchmarks/reid_eval.py). Also timed: the embedding cost per frame.
+
+    python benchmarks/track_reid.py --fold PETS09-S2L1=runs/reid-pets/last.pt \
+        --fold TUD-Stadtmitte=runs/reid-tud/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+from heatrack.eval.mot import COMBINED, SequenceData, evaluate
+from heatrack.io.mot import read_gt, read_seqinfo
+from heatrack.models.reid import load_embedder
+from heatrack.pipeline import track_public_detections
+from heatrack.tracking.tracker import TrackerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "MOT15" / "train"
+COLUMNS = ("HOTA", "AssA", "IDF1", "IDSW", "MOTA")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--fold", action="append", required=True, metavar="SEQ=CHECKPOINT")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_reid.md")
+    args = ap.parse_args()
+    folds = dict(f.split("=", 1) for f in args.fold)
+    config = TrackerConfig()
+    lines = [
+        f"Date {time.strftime('%Y-%m-%d')}. MOT15 public detections, TrackerConfig defaults.",
+        "",
+        "| sequence | appearance | " + " | ".join(COLUMNS) + " | s/frame (decode, embed, track) |",
+        "|---|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for seq, ckpt in folds.items():
+        folder = DATA / seq
+        info = read_seqinfo(folder)
+        gt = read_gt(folder / "gt" / "gt.txt")
+        embedder = load_embedder(ckpt)
+        for label, emb in (("none", None), (f"embedder ({Path(ckpt).parent.name})", embedder)):
+            t = time.perf_counter()
+            _, rows = track_public_detections(
+                folder, folder / "det" / "det.txt", dataclasses.replace(config), embedder=emb
+            )
+            per_frame = (time.perf_counter() - t) / info.length
+            m = evaluate([SequenceData(seq, info.length, gt, rows)])[COMBINED]
+            cells = [f"{m[c]:.2f}" if c not in ("IDSW",) else f"{int(m[c])}" for c in COLUMNS]
+            timing = f"{per_frame:.4f}" if emb is not None else "-"
+            lines.append(f"| {seq} | {label} | " + " | ".join(cells) + f" | {timing} |")
+            print(lines[-1], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
