@@ -22,6 +22,10 @@ def __getattr__(name: str):
         from heatrack.inference import load_detector
 
         return load_detector
+    if name == "track":
+        from heatrack.run import track
+
+        return track
     if name == "load_embedder":
         from heatrack.models.reid import load_embedder
 

@@ -36,14 +36,12 @@ def _cmd_track(args: argparse.Namespace) -> int:
     from heatrack.pipeline import detections_file, find_sequence_folders, track_public_detections
     from heatrack.tracking.tracker import TrackerConfig
 
+    if args.detections is None:
+        return _track_videos(args)
     config = load_config(TrackerConfig, args.config, section="tracker")
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
-    embedder = None
-    if args.reid:
-        from heatrack.models.reid import load_embedder
-
-        embedder = load_embedder(None if args.reid == "shipped" else args.reid)
+    embedder = _embedder_for(args)
     folders = find_sequence_folders(args.source)
     for folder in folders:
         det_path = detections_file(args.detections, folder.name, many=len(folders) > 1)
@@ -59,6 +57,121 @@ def _cmd_track(args: argparse.Namespace) -> int:
         write_results(out, rows.frames, rows.ids, rows.xywh, rows.conf)
         print(f"{name}: {len(np.unique(rows.ids))} tracks, {len(rows)} boxes -> {out}")
     return 0
+
+
+def _embedder_for(args: argparse.Namespace):
+    if not args.reid or args.reid == "none":
+        return None
+    from heatrack.models.reid import load_embedder
+
+    return load_embedder(None if args.reid == "shipped" else args.reid)
+
+
+def _track_videos(args: argparse.Namespace) -> int:
+    """The main job: detector + embedder + tracker on every source given."""
+    import time
+
+    from tqdm import tqdm
+
+    from heatrack.config import load_config
+    from heatrack.inference import InferenceConfig, load_detector
+    from heatrack.io.mot import read_results, write_atomic
+    from heatrack.io.render import TrackRenderer, VideoOut, heatmap_overlay
+    from heatrack.io.sources import open_source
+    from heatrack.pipeline import find_sequence_folders
+    from heatrack.run import TrackRun, track_frames, tracks_csv
+    from heatrack.tracking.tracker import Tracker, TrackerConfig
+
+    if args.reid is None:
+        args.reid = "shipped"
+    inference = InferenceConfig(input_long_side=args.input_long_side)
+    detector = load_detector(args.checkpoint, inference)
+    if args.config:
+        config = load_config(TrackerConfig, args.config, section="tracker")
+    else:  # a detector's score scale is its own: its weights carry the thresholds to use
+        config = TrackerConfig(**detector.meta.get("tracker", {}))
+    if args.camera_motion:
+        config = dataclasses.replace(config, camera_motion=True)
+    detector.config = dataclasses.replace(
+        detector.config,
+        decode=dataclasses.replace(detector.config.decode, score_threshold=config.low_score),
+    )
+    embedder = _embedder_for(args)
+    path = Path(args.source)
+    many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
+    sources = (
+        [open_source(f) for f in find_sequence_folders(path)]
+        if many
+        else [open_source(args.source)]
+    )
+    for source in sources:
+        run = TrackRun(args.output, source.name)
+        tracker = run.start(
+            Tracker(config, frame_rate=source.fps, image_size=source.size), args.resume
+        )
+        start = run.last_frame + 1
+        warm_from = start - (detector.frames - 1)
+        frames = ((i, im) for i, im in source if i >= warm_from)
+        suffix = f".from-{start}" if start > 1 else ""
+        render = heat = None
+        painter = TrackRenderer()
+        bar = tqdm(
+            total=source.length, initial=start - 1, unit="frame", desc=source.name, smoothing=0.1
+        )
+        finished = False
+        tic, done = time.perf_counter(), 0
+        try:
+            for item in track_frames(
+                frames, detector, tracker, embedder, keep_maps=args.heatmaps, emit_from=start
+            ):
+                run.add(item.index, item.tracks, tracker)
+                done += 1
+                fps = done / max(time.perf_counter() - tic, 1e-9)
+                if args.render:
+                    if render is None:
+                        size = (item.image.shape[1], item.image.shape[0])
+                        render = VideoOut(
+                            args.output / f"{source.name}{suffix}.mp4", source.fps, size
+                        )
+                    render.write(painter.draw(item.image, item.index, item.tracks, fps))
+                if args.heatmaps:
+                    if heat is None:
+                        size = (item.image.shape[1], item.image.shape[0])
+                        heat = VideoOut(
+                            args.output / f"{source.name}{suffix}.heatmaps.mp4", source.fps, size
+                        )
+                    heat.write(heatmap_overlay(item.image, item.heatmap, item.index))
+                bar.update(1)
+                bar.set_postfix(fps=f"{fps:.1f}", tracks=len(item.tracks))
+            finished = True
+        finally:
+            bar.close()
+            run.close(tracker, finished)
+            for video in (render, heat):
+                if video is not None:
+                    video.close()
+            if not finished:
+                print(
+                    f"{source.name}: stopped after frame {run.last_frame}; results so far in "
+                    f"{run.results}; continue with --resume"
+                )
+        rows = read_results(run.results)
+        write_atomic(args.output / f"{source.name}.csv", tracks_csv(rows))
+        skipped = f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else ""
+        print(
+            f"{source.name}: {len(np.unique(rows.ids))} tracks in {run.last_frame} frames "
+            f"({fps:.1f} fps){skipped}\n  results: {run.results}\n  tracks:  "
+            f"{args.output / (source.name + '.csv')}"
+            + (f"\n  video:   {render.path}" if render is not None else "")
+            + (f"\n  heatmaps: {heat.path}" if heat is not None else "")
+        )
+    return 0
+
+
+def _is_image_folder(path: Path) -> bool:
+    from heatrack.io.sources import IMAGE_EXTS
+
+    return any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir())
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -361,19 +474,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "track",
-        help="track pedestrians in a sequence from given detections (public-detection mode)",
-        description="Run the tracker on MOTChallenge detections and write <OUTPUT>/<seq>.txt. "
-        "SOURCE is a sequence folder (seqinfo.ini) or a benchmark root of them. No images are "
-        "read unless --camera-motion is on.",
+        help="track every pedestrian in a video, folder, sequence, camera or stream",
+        description="With no --detections: run the shipped detector, embedder and tracker on "
+        "SOURCE (video file, image folder, MOT sequence folder or a root of them, camera index, "
+        "URL) and write <OUTPUT>/<name>.txt (MOTChallenge, grows frame by frame; valid after "
+        "Ctrl-C; --resume continues), <name>.csv, and with --render / --heatmaps MP4 videos. "
+        "With --detections: public-detection mode, tracking given MOTChallenge detections.",
     )
-    p.add_argument("source", type=Path, help="sequence folder or a root of sequence folders")
+    p.add_argument("source", help="video, image folder, sequence folder or root, camera, URL")
     p.add_argument(
         "--detections",
-        required=True,
         type=Path,
-        help="det.txt for one sequence, or a folder of <seq>.txt or <seq>/det/det.txt",
+        help="public-detection mode: det.txt for one sequence, or a folder of <seq>.txt or "
+        "<seq>/det/det.txt",
     )
-    p.add_argument("--output", required=True, type=Path, help="folder for <seq>.txt results")
+    p.add_argument("--output", type=Path, default=Path("outputs"), help="results folder")
+    p.add_argument("--checkpoint", type=Path, help="detector weights (default: shipped)")
+    p.add_argument("--input-long-side", type=int, default=512)
+    p.add_argument("--render", action="store_true", help="write an annotated MP4")
+    p.add_argument("--heatmaps", action="store_true", help="write an MP4 of the heatmaps")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument(
         "--config",
         type=Path,
@@ -386,10 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reid",
-        nargs="?",
-        const="shipped",
+        default=None,
         metavar="WEIGHTS",
-        help="use appearance: the shipped embedder, or these weights (reads images)",
+        help="appearance: 'shipped', weights of an embedder, or 'none'. Default: shipped when "
+        "tracking videos, none in public-detection mode",
     )
     p.add_argument(
         "--interpolate",

@@ -22,7 +22,7 @@ import torch
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from heatrack.models.decode import DecodeConfig, decode_frame
-from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.types import Detections
 
@@ -71,19 +71,25 @@ class Detector:
         self.model.neck.to(memory_format=torch.channels_last)
         self.config = config
         self.frames = model.config.frames
+        self._valid_cells: dict[tuple, tuple[int, int]] = {}
+        #: What the weights file says of itself (training data, recommended tracker
+        #: thresholds for this detector's score scale under "tracker").
+        self.meta: dict = {}
         if config.threads:
             torch.set_num_threads(config.threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, config: InferenceConfig = InferenceConfig()):
         """Load a training checkpoint (``last.pt``) or an exported weights file."""
-        state, model_cfg, _ = read_weights(path)
+        state, model_cfg, meta = read_weights(path)
         model = HeatmapNet(from_dict(HeatmapNetConfig, model_cfg), pretrained=False)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise WeightsError(f"{path}: weights do not fit the detector ({exc})") from None
-        return cls(model, config)
+        detector = cls(model, config)
+        detector.meta = meta
+        return detector
 
     @torch.inference_mode()
     def stream(
@@ -91,7 +97,8 @@ class Detector:
     ) -> Iterator[tuple[int, Detections, dict | None]]:
         """Yield ``(frame_index, detections, maps or None)`` for every input frame, in order.
 
-        ``maps`` (with ``keep_maps``) holds the averaged heatmap probabilities (h, w) as numpy.
+        ``maps`` (with ``keep_maps``) holds the averaged heatmap probabilities as numpy, at the
+        network's stride, over the frame only (the padding cut away).
         """
         t = self.frames
         queue: deque = deque()  # (index, features, size) of frames whose windows are not done
@@ -102,6 +109,11 @@ class Detector:
             if (image.shape[1], image.shape[0]) != frame_wh:
                 frame_wh = (image.shape[1], image.shape[0])
                 size = network_size(*frame_wh, self.config.input_long_side)
+                # Map cells over the frame (the input is padded right and bottom).
+                self._valid_cells[size] = (
+                    int(np.ceil(frame_wh[1] / size[3] / STRIDE)),
+                    int(np.ceil(frame_wh[0] / size[2] / STRIDE)),
+                )
             x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
             feats = self.model.encode(x)
             queue.append((index, feats, size))
@@ -145,7 +157,10 @@ class Detector:
             scale=(size[2], size[3]),
             config=self.config.decode,
         )
-        return index, dets, ({"heatmap": maps["heatmap"].numpy()} if keep_maps else None)
+        if not keep_maps:
+            return index, dets, None
+        rows, cols = self._valid_cells[size]
+        return index, dets, {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
 
 
 def load_detector(

@@ -1,0 +1,152 @@
+"""The main job: frames -> detector -> embedder -> tracker, end to end, streaming.
+
+``track_frames`` is the engine: each frame is encoded once by the detector, its maps averaged
+over every window that holds it, embeddings computed only for detections the tracker can use,
+and the tracker updated, with a latency of T - 1 frames. ``track`` is the public API.
+``TrackRun`` adds what a long job needs: results appended frame by frame (valid after Ctrl-C
+or a crash), a resumable state file, and exact resumption.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heatrack.io.mot import format_rows, read_results, write_atomic
+from heatrack.io.sources import FrameSource, open_source
+from heatrack.pipeline import with_embeddings
+from heatrack.tracking.tracker import Tracker, TrackerConfig
+from heatrack.types import Detections, Tracks
+
+
+@dataclass
+class TrackedFrame:
+    index: int
+    image: np.ndarray
+    detections: Detections
+    tracks: Tracks
+    #: Averaged heatmap probabilities at the network's stride (only with ``keep_maps``).
+    heatmap: np.ndarray | None = None
+
+
+def track_frames(
+    frames: Iterable[tuple[int, np.ndarray]],
+    detector,
+    tracker: Tracker,
+    embedder=None,
+    keep_maps: bool = False,
+    emit_from: int = 1,
+) -> Iterator[TrackedFrame]:
+    """Run the three stages over ``(index, image)`` pairs. Frames before ``emit_from`` only
+    warm up the detector's windows (used to resume exactly); they are not tracked."""
+    images: dict[int, np.ndarray] = {}
+
+    def remember():
+        for index, image in frames:
+            images[index] = image
+            yield index, image
+
+    needs_frame = tracker.config.camera_motion
+    for index, dets, maps in detector.stream(remember(), keep_maps=keep_maps):
+        image = images.pop(index)
+        if index < emit_from:
+            continue
+        if embedder is not None:
+            dets = with_embeddings(dets, image, embedder, tracker.config.high_score)
+        tracks = tracker.update(dets, frame=image if needs_frame else None, frame_index=index)
+        yield TrackedFrame(index, image, dets, tracks, maps["heatmap"] if maps else None)
+
+
+def track(
+    source,
+    detector=None,
+    embedder=None,
+    config: TrackerConfig | None = None,
+    appearance: bool = True,
+) -> Iterator[tuple[int, Tracks]]:
+    """Track every pedestrian in ``source`` (a FrameSource, or a path / camera index / URL):
+    yields ``(frame_index, Tracks)`` for every decodable frame, in order. The shipped detector
+    and embedder are used unless given; ``appearance=False`` tracks by motion alone."""
+    from heatrack.inference import load_detector
+    from heatrack.models.reid import load_embedder
+
+    source = source if isinstance(source, FrameSource) else open_source(source)
+    detector = detector or load_detector()
+    if appearance and embedder is None:
+        embedder = load_embedder()
+    tracker = Tracker(config or TrackerConfig(), frame_rate=source.fps, image_size=source.size)
+    for item in track_frames(source, detector, tracker, embedder if appearance else None):
+        yield item.index, item.tracks
+
+
+class TrackRun:
+    """One sequence tracked into ``out_dir``: ``<name>.txt`` grows frame by frame, and
+    ``.<name>.state`` (tracker + last frame, written atomically every ``save_every`` frames and
+    on interruption) lets ``resume`` continue exactly where the run stopped."""
+
+    def __init__(self, out_dir: str | os.PathLike, name: str, save_every: int = 50) -> None:
+        self.out_dir = Path(out_dir)
+        self.results = self.out_dir / f"{name}.txt"
+        self.state_path = self.out_dir / f".{name}.state"
+        self.save_every = save_every
+        self.last_frame = 0
+
+    def start(self, tracker: Tracker, resume: bool) -> Tracker:
+        """The tracker to use: a fresh one, or with ``resume`` the saved one, results cut
+        back to the frame it had reached."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and self.state_path.is_file():
+            with open(self.state_path, "rb") as fh:
+                state = pickle.load(fh)
+            tracker, self.last_frame = state["tracker"], state["frame"]
+            rows = read_results(self.results) if self.results.is_file() else None
+            keep = "" if rows is None else _rows_text(rows[rows.frames <= self.last_frame])
+            write_atomic(self.results, keep)
+        else:
+            write_atomic(self.results, "")
+        self._file = open(self.results, "a", encoding="utf-8")
+        return tracker
+
+    def add(self, index: int, tracks: Tracks, tracker: Tracker) -> None:
+        """Append one frame's tracks (one write, flushed), and save the state now and then."""
+        if len(tracks):
+            text = format_rows(np.full(len(tracks), index), tracks.ids, tracks.xywh, tracks.scores)
+            self._file.write(text)
+            self._file.flush()
+        self.last_frame = index
+        if index % self.save_every == 0:
+            self.save(tracker)
+
+    def save(self, tracker: Tracker) -> None:
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump({"tracker": tracker, "frame": self.last_frame, "time": time.time()}, fh)
+        os.replace(tmp, self.state_path)
+
+    def close(self, tracker: Tracker, finished: bool) -> None:
+        self._file.close()
+        if finished:
+            self.state_path.unlink(missing_ok=True)
+        else:
+            self.save(tracker)
+
+
+def _rows_text(rows) -> str:
+    return format_rows(rows.frames, rows.ids, rows.xywh, rows.conf)
+
+
+def tracks_csv(rows) -> str:
+    """Results as a CSV with a header (frame, id, corners, score), for spreadsheets and pandas."""
+    order = np.lexsort((rows.ids, rows.frames))
+    lines = ["frame,id,x1,y1,x2,y2,score"]
+    for f, i, (x0, y0, x1, y1), c in zip(
+        rows.frames[order], rows.ids[order], rows.xyxy[order], rows.conf[order], strict=True
+    ):
+        lines.append(f"{f},{i},{x0:.2f},{y0:.2f},{x1:.2f},{y1:.2f},{c:.4f}")
+    return "\n".join(lines) + "\n"
