@@ -105,7 +105,7 @@ def _track_videos(args: argparse.Namespace) -> int:
         else [open_source(args.source)]
     )
     for source in sources:
-        run = TrackRun(args.output, source.name)
+        run = TrackRun(args.output, source.name, save_every=args.save_every)
         tracker = run.start(
             Tracker(config, frame_rate=source.fps, image_size=source.size), args.resume
         )
@@ -494,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true", help="write an annotated MP4")
     p.add_argument("--heatmaps", action="store_true", help="write an MP4 of the heatmaps")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=50,
+        metavar="FRAMES",
+        help="save the resumable state every this many frames (and on Ctrl-C)",
+    )
     p.add_argument(
         "--config",
         type=Path,

@@ -1,0 +1,164 @@
+"""The main job end to end: API, outputs, Ctrl-C and kill -9 with --resume, corrupt frames."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from heatrack.cli import main
+from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
+from heatrack.inference import Detector, InferenceConfig
+from heatrack.io.mot import read_results
+from heatrack.io.sources import open_source
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.reid import Embedder, EmbedderConfig
+from heatrack.tracking.tracker import TrackerConfig
+
+TRACKER = {"high_score": 0.3, "new_track_score": 0.3, "low_score": 0.1, "fuse_score": False}
+
+
+def _eager_net(seed=0) -> HeatmapNet:
+    """An untrained net whose heatmap sits near 0.5: plenty of deterministic detections."""
+    torch.manual_seed(seed)
+    net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16), pretrained=False)
+    with torch.no_grad():
+        net.head_out.bias[0] = 0.0
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    det = root / "detector.pt"
+    torch.save(
+        {"model": _eager_net().state_dict(), "model_config": {"frames": 3, "channels": 16},
+         "meta": {"tracker": TRACKER}},
+        det,
+    )  # fmt: skip
+    emb = root / "embedder.pt"
+    torch.manual_seed(1)
+    model = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False)
+    torch.save(
+        {"model": model.state_dict(), "model_config": {"dim": 8, "input_size": [32, 16]}}, emb
+    )
+    return det, emb
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    seq = render(SyntheticConfig(name="WALK", length=40, num_people=4, width=192, height=128))
+    folder = write_sequence(seq, tmp_path_factory.mktemp("video") / "WALK", video=True)
+    return next(folder.glob("*.avi"))
+
+
+def _args(video, weights, out, *extra):
+    det, emb = weights
+    return [
+        "track", str(video), "--output", str(out), "--checkpoint", str(det), "--reid", str(emb),
+        "--input-long-side", "64", *extra,
+    ]  # fmt: skip
+
+
+def test_track_api_yields_tracks_for_every_frame(video):
+    import heatrack
+
+    det = Detector(_eager_net(), InferenceConfig(input_long_side=64))
+    emb = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False).eval()
+    out = list(heatrack.track(video, detector=det, embedder=emb, config=TrackerConfig(**TRACKER)))
+    assert [i for i, _ in out] == list(range(1, 41))
+    assert sum(len(t) for _, t in out) > 0
+    assert all(isinstance(t, heatrack.Tracks) for _, t in out)
+
+
+def test_track_cli_writes_results_csv_and_videos(video, weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(_args(video, weights, out, "--render", "--heatmaps")) == 0
+    rows = read_results(out / "WALK.txt")
+    assert len(rows) > 0 and rows.frames.max() <= 40
+    csv = (out / "WALK.csv").read_text().splitlines()
+    assert csv[0] == "frame,id,x1,y1,x2,y2,score" and len(csv) == len(rows) + 1
+    for name in ("WALK.mp4", "WALK.heatmaps.mp4"):
+        frames = list(open_source(out / name))
+        assert len(frames) == 40 and frames[0][1].shape == (128, 192, 3)
+    text = capsys.readouterr().out
+    assert "results:" in text and "video:" in text
+    assert not (out / ".WALK.state").exists()
+
+
+def test_ctrl_c_leaves_valid_results_and_resume_finishes_identically(video, weights, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    full = tmp_path / "full"
+    assert main(_args(video, weights, full)) == 0
+    reference = (full / "WALK.txt").read_text()
+
+    import heatrack.io.sources as sources
+
+    original = sources.FrameSource.__iter__
+
+    def interrupted(self):
+        for index, image in original(self):
+            if index == 23:
+                raise KeyboardInterrupt
+            yield index, image
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(sources.FrameSource, "__iter__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(video, weights, part))
+    monkeypatch.setattr(sources.FrameSource, "__iter__", original)
+    partial = read_results(part / "WALK.txt")  # valid MOTChallenge rows
+    assert 0 < partial.frames.max() < 23  # the detector lags T - 1 frames behind the reader
+    assert reference.startswith((part / "WALK.txt").read_text())
+    assert main(_args(video, weights, part, "--resume")) == 0
+    assert (part / "WALK.txt").read_text() == reference
+
+
+def test_kill_9_then_resume_finishes_identically(video, weights, tmp_path):
+    full = tmp_path / "full"
+    assert main(_args(video, weights, full)) == 0
+    reference = (full / "WALK.txt").read_text()
+    part = tmp_path / "part"
+    cmd = [sys.executable, "-m", "heatrack", *_args(video, weights, part, "--save-every", "5")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = part / ".WALK.state"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and (part / "WALK.txt").stat().st_size > 0:
+            rows = read_results(part / "WALK.txt")
+            if len(rows) and rows.frames.max() >= 12:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert main(_args(video, weights, part, "--resume")) == 0
+    assert (part / "WALK.txt").read_text() == reference
+
+
+def test_corrupt_frame_in_the_middle_of_a_video_is_skipped(video, weights, tmp_path, capsys):
+    bad = tmp_path / "WALK.avi"
+    bad.write_bytes(video.read_bytes())
+    data = bytearray(bad.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    ends = [i + 2 for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD9]
+    assert len(starts) == len(ends) == 40
+    data[starts[19] : ends[19]] = bytes(ends[19] - starts[19])  # frame 20: all zeros
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert main(_args(bad, weights, out)) == 0
+    rows = read_results(out / "WALK.txt")
+    assert 20 not in set(rows.frames.tolist()) and rows.frames.max() > 30
+    assert "1 undecodable frames skipped" in capsys.readouterr().out
+
+
+def test_track_a_root_of_sequences(tmp_path, weights):
+    for seed, name in [(1, "S1"), (2, "S2")]:
+        seq = render(SyntheticConfig(name=name, length=8, num_people=2, width=160, height=96,
+                                     seed=seed))  # fmt: skip
+        write_sequence(seq, tmp_path / "root" / name)
+    assert main(_args(tmp_path / "root", weights, tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "S1.txt").is_file() and (tmp_path / "out" / "S2.txt").is_file()
