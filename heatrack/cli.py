@@ -386,6 +386,20 @@ def _cmd_eval_reid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from heatrack.report import build_report, write_report
+
+    videos = {}
+    for item in args.video or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).stem, item
+        videos[name] = path
+    out = write_report(args.output, build_report(args.gt, args.results, videos, args.title))
+    print(f"report: {out}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
 
@@ -653,6 +667,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-seconds", type=float, default=1.0)
     p.add_argument("--json", type=Path)
     p.set_defaults(func=_cmd_eval_reid)
+
+    p = sub.add_parser(
+        "report",
+        help="write one self-contained HTML page about tracking results",
+        description="Metrics table, HOTA/DetA/AssA charts, a timeline of identity switches and "
+        "fragmentations, track-length histograms and thumbnails of the longest identities, in "
+        "one offline HTML file.",
+    )
+    p.add_argument("--gt", required=True, type=Path, help="gt root or one sequence folder")
+    p.add_argument("--results", required=True, type=Path, help="folder of <seq>.txt")
+    p.add_argument(
+        "--video",
+        nargs="+",
+        metavar="[SEQ=]PATH",
+        help="frames for thumbnails (default: the gt sequence folders)",
+    )
+    p.add_argument("--output", type=Path, default=Path("report.html"))
+    p.add_argument("--title", default="heatrack report")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "synth",
