@@ -208,8 +208,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_pseudo_label(args: argparse.Namespace) -> int:
     from heatrack.inference import Detector, InferenceConfig
-    from heatrack.io.mot import SeqInfo
+    from heatrack.io.mot import SeqInfo, read_detections
     from heatrack.io.sources import VideoSource
+    from heatrack.pipeline import detections_by_frame
     from heatrack.train.pseudo import PseudoLabelConfig, pseudo_label, write_pseudo_sequence
 
     cfg = PseudoLabelConfig(
@@ -223,7 +224,12 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
     detector = Detector.from_checkpoint(args.checkpoint, inference)
     for video in args.videos:
         source = VideoSource(video)
-        per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
+        raw = Path(args.output) / source.name / "det" / "det.txt"
+        if args.reuse_detections and raw.is_file():  # relabel without running the network
+            per_frame = list(detections_by_frame(read_detections(raw), source.length or 0))
+        else:
+            per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
+            _write_detections(raw, per_frame)
         seen = [index for index, _ in per_frame]
         rows = pseudo_label(per_frame, source.fps or 30.0, source.size, cfg)
         info = SeqInfo(
@@ -241,6 +247,19 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
             f"regions, {len(seen)} frames -> {folder}"
         )
     return 0
+
+
+def _write_detections(path: Path, per_frame) -> None:
+    from heatrack.io.mot import write_results
+
+    n = sum(len(d) for _, d in per_frame)
+    write_results(
+        path,
+        np.concatenate([np.full(len(d), i) for i, d in per_frame]) if n else np.zeros(0),
+        np.full(n, -1),
+        np.concatenate([d.xywh for _, d in per_frame]) if n else np.zeros((0, 4)),
+        np.concatenate([d.scores for _, d in per_frame]) if n else np.zeros(0),
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -597,6 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-long-side", type=int, default=512)
     p.add_argument("--min-track-seconds", type=float, default=0.5)
     p.add_argument("--min-peak-score", type=float, default=0.4)
+    p.add_argument(
+        "--reuse-detections",
+        action="store_true",
+        help="relabel from the detections saved in OUTPUT/<name>/det/det.txt by an earlier run",
+    )
     p.set_defaults(func=_cmd_pseudo_label)
 
     p = sub.add_parser(

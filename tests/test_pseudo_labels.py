@@ -15,10 +15,12 @@ from heatrack.types import Detections
 
 def _frames(n=20):
     """A person walking right for all frames (score 0.5), a flicker on frames 5 and 12
-    (score 0.5, far apart), and a weak steady blob (score 0.2) never confident enough."""
+    (score 0.5, far apart), a weak steady blob (score 0.2) never confident enough, a
+    confident lamp post that never moves, and a confident car (wide) driving left."""
     for f in range(1, n + 1):
-        boxes = [[10 + 2 * f, 20, 30 + 2 * f, 80], [150, 20, 170, 80]]
-        scores = [0.5, 0.2]
+        boxes = [[10 + 5 * f, 20, 30 + 5 * f, 80], [150, 20, 170, 80], [285, 0, 295, 60],
+                 [300 - 4 * f, 180, 360 - 4 * f, 210]]  # fmt: skip
+        scores = [0.5, 0.2, 0.7, 0.7]
         if f in (5, 12):
             boxes.append([200 - 5 * f, 100, 220 - 5 * f, 160])
             scores.append(0.5)
@@ -31,12 +33,14 @@ def test_only_persistent_confident_tracks_become_pedestrians():
     # The walker: one identity, every frame, positive.
     assert len(set(rows.ids[people].tolist())) == 1
     assert sorted(rows.frames[people].tolist()) == list(range(1, 21))
-    np.testing.assert_allclose(rows.xyxy[people & (rows.frames == 7)], [[24, 20, 44, 80]])
-    # The weak blob and the flickers are ignore regions, never positives.
+    np.testing.assert_allclose(rows.xyxy[people & (rows.frames == 7)], [[45, 20, 65, 80]])
+    # The weak blob, the flickers, the lamp post and the car are ignore regions.
     ignored = rows.ignore_mask()
     assert np.all(rows.classes[~people] == IGNORE_CLASS) and ignored[~people].all()
     assert (ignored & (rows.xyxy[:, 0] == 150)).sum() == 20
     assert (ignored & (rows.xyxy[:, 1] == 100)).sum() == 2
+    assert (ignored & (rows.xyxy[:, 0] == 285)).sum() == 20
+    assert (ignored & (rows.xyxy[:, 1] == 180)).sum() == 20
 
 
 def test_pseudo_sequence_is_a_trainable_video_backed_folder(tmp_path):

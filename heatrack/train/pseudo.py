@@ -2,11 +2,12 @@
 
 A trained detector runs over the video (its maps already averaged over every T-frame window),
 the tracker links the detections, and only what persists over time is kept as a pedestrian:
-a track must last ``min_track_seconds`` and peak at ``min_peak_score``. Everything the model
-was unsure of (short or weak tracks, unmatched detections above ``ignore_score``) becomes an
-ignore region, so the student is neither taught nor punished there. The result is an ordinary
-video-backed MOTChallenge folder (``seqinfo.ini``, the video linked in, ``gt/gt.txt``) that
-``heatrack train detector`` reads like any labelled sequence.
+a track must last ``min_track_seconds``, peak at ``min_peak_score``, move, and be upright.
+Everything the model was unsure of (short, weak, still or wide tracks, unmatched detections
+above ``ignore_score``) becomes an ignore region, so the student is neither taught nor
+punished there. The result is an ordinary video-backed MOTChallenge folder (``seqinfo.ini``,
+the video linked in, ``gt/gt.txt``) that ``heatrack train detector`` reads like any labelled
+sequence.
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def _teacher_tracker() -> TrackerConfig:
 class PseudoLabelConfig:
     #: A track is a pseudo-pedestrian only if it is matched for at least this long ...
     min_track_seconds: float = 0.5
-    #: ... and its best detection scores at least this.
+    #: ... and its best detection scores at least this ...
     min_peak_score: float = 0.4
+    #: ... and it moves: the extent of its centre's path is at least this many box heights.
+    #: Persistence alone favours what never moves: windows, bollards, lamp posts. A person
+    #: standing still is only left out (ignored), not taught as background.
+    min_motion: float = 0.5
+    #: ... and it is upright: median height / width at least this (cars are wide).
+    min_aspect: float = 1.5
     #: Detections at or above this score outside kept tracks become ignore regions; the
     #: detector is run with this as its score threshold.
     ignore_score: float = 0.15
@@ -73,10 +80,20 @@ def pseudo_label(
     ids = np.array([r[1] for r in track_rows], np.int64)
     scores = np.array([r[3] for r in track_rows])
     kept = set()
+    boxes = np.array([r[2] for r in track_rows], np.float64).reshape(-1, 4)
     for tid in np.unique(ids):
         mine = ids == tid
-        if (scores[mine] > 0).sum() >= min_frames and scores[mine].max() >= config.min_peak_score:
-            kept.add(int(tid))
+        if (scores[mine] > 0).sum() < min_frames or scores[mine].max() < config.min_peak_score:
+            continue
+        b = boxes[mine]
+        heights, widths = b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]
+        centres = (b[:, :2] + b[:, 2:]) / 2
+        path = np.linalg.norm(centres.max(axis=0) - centres.min(axis=0))
+        if path < config.min_motion * np.median(heights):
+            continue
+        if np.median(heights / np.maximum(widths, 1e-6)) < config.min_aspect:
+            continue
+        kept.add(int(tid))
 
     frames, out_ids, boxes, classes = [], [], [], []
     for frame, tid, box, _ in track_rows:
