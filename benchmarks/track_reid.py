@@ -49,8 +49,11 @@ def main() -> None:
         embedder = load_embedder(ckpt)
         for label, emb in (("none", None), (f"embedder ({Path(ckpt).parent.name})", embedder)):
             t = time.perf_counter()
+            run_config = config
+            if emb is not None:  # the embedder's own calibrated thresholds
+                run_config = dataclasses.replace(config, **emb.meta.get("tracker", {}))
             _, rows = track_public_detections(
-                folder, folder / "det" / "det.txt", dataclasses.replace(config), embedder=emb
+                folder, folder / "det" / "det.txt", run_config, embedder=emb
             )
             per_frame = (time.perf_counter() - t) / info.length
             m = evaluate([SequenceData(seq, info.length, gt, rows)])[COMBINED]

@@ -42,6 +42,8 @@ def _cmd_track(args: argparse.Namespace) -> int:
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
     embedder = _embedder_for(args)
+    if embedder is not None and not args.config:  # its distance scale, its thresholds
+        config = dataclasses.replace(config, **embedder.meta.get("tracker", {}))
     folders = find_sequence_folders(args.source)
     for folder in folders:
         det_path = detections_file(args.detections, folder.name, many=len(folders) > 1)
@@ -86,17 +88,20 @@ def _track_videos(args: argparse.Namespace) -> int:
         args.reid = "shipped"
     inference = InferenceConfig(input_long_side=args.input_long_side)
     detector = load_detector(args.checkpoint, inference)
+    embedder = _embedder_for(args)
     if args.config:
         config = load_config(TrackerConfig, args.config, section="tracker")
-    else:  # a detector's score scale is its own: its weights carry the thresholds to use
-        config = TrackerConfig(**detector.meta.get("tracker", {}))
+    else:  # score and distance scales are the models' own: their weights carry thresholds
+        config = TrackerConfig(
+            **detector.meta.get("tracker", {}),
+            **(embedder.meta.get("tracker", {}) if embedder is not None else {}),
+        )
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
     detector.config = dataclasses.replace(
         detector.config,
         decode=dataclasses.replace(detector.config.decode, score_threshold=config.low_score),
     )
-    embedder = _embedder_for(args)
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
     sources = (

@@ -80,7 +80,12 @@ def track(
     detector = detector or load_detector()
     if appearance and embedder is None:
         embedder = load_embedder()
-    tracker = Tracker(config or TrackerConfig(), frame_rate=source.fps, image_size=source.size)
+    if config is None:  # the models' own thresholds for their score and distance scales
+        config = TrackerConfig(
+            **getattr(detector, "meta", {}).get("tracker", {}),
+            **(getattr(embedder, "meta", {}).get("tracker", {}) if appearance else {}),
+        )
+    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
     for item in track_frames(source, detector, tracker, embedder if appearance else None):
         yield item.index, item.tracks
 

@@ -277,3 +277,21 @@ def test_track_cli_with_appearance(tmp_path):
     assert main(args) == 0
     without = read_results(out / "T1.txt")
     assert len(with_app) > 0 and len(np.unique(with_app.ids)) == len(np.unique(without.ids))
+
+
+def test_appearance_thresholds_follow_the_embedders_own_scale():
+    from heatrack.models.reid import appearance_thresholds
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(40), 5)
+    seqs = (labels >= 20).astype(int)
+    centres = rng.normal(size=(40, 16))
+    for spread in (0.3, 1.5):  # a sharp and a blurry embedder
+        emb = centres[labels] + spread * rng.normal(size=(200, 16))
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        t = appearance_thresholds(emb, labels, seqs)
+        cost = (1 - emb @ emb.T) / 2
+        diff = (labels[:, None] != labels[None, :]) & (seqs[:, None] == seqs[None, :])
+        passed = (cost[np.triu(diff, 1)] < t["appearance_gate"]).mean()
+        assert passed == pytest.approx(0.01, abs=0.002)
+        assert t["reid_cost"] < t["appearance_gate"]

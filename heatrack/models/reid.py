@@ -65,6 +65,9 @@ class Embedder(_BoxEmbedding, nn.Module):
         self.classifier = (
             nn.Linear(config.dim, config.num_classes, bias=False) if config.num_classes else None
         )
+        #: What the weights say of themselves; "tracker" holds appearance thresholds
+        #: calibrated for this embedder's distance scale (see ``appearance_thresholds``).
+        self.meta: dict = {}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(N, 3, H, W) normalised RGB -> ``features`` (for the triplet loss), ``embedding``
@@ -95,9 +98,10 @@ class Embedder(_BoxEmbedding, nn.Module):
         from heatrack.config import from_dict
         from heatrack.models.weights import WeightsError, read_weights
 
-        state, cfg, _ = read_weights(path)
+        state, cfg, meta = read_weights(path)
         cfg = from_dict(EmbedderConfig, {**cfg, "num_classes": 0})
         model = cls(cfg, pretrained=False)
+        model.meta = meta
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
         try:
             model.load_state_dict(state)
@@ -128,6 +132,7 @@ class ImageNetFeatures(_BoxEmbedding, nn.Module):
     def __init__(self, input_size: tuple[int, int] = (224, 224)) -> None:
         super().__init__()
         self.config = EmbedderConfig(dim=1280, input_size=input_size)
+        self.meta: dict = {}
         self.backbone = load_imagenet(MobileNetV2Features(strides=(32,), last_conv=True)).eval()
 
     @torch.inference_mode()
@@ -147,3 +152,22 @@ def load_embedder(weights: str | os.PathLike | None = None) -> Embedder | ImageN
     if weights is not None and str(weights) == "imagenet":
         return ImageNetFeatures()
     return Embedder.from_checkpoint(weights or shipped_weights("embedder"))
+
+
+def appearance_thresholds(
+    embeddings: np.ndarray, labels: np.ndarray, sequences: np.ndarray
+) -> dict[str, float]:
+    """Tracker thresholds for this embedder's distance scale, from crops of known people.
+
+    The tracker compares people of one video, so only pairs of *different* people in the same
+    sequence count: ``appearance_gate`` lets 1% of them through, ``reid_cost`` (re-identifying
+    a lost track on appearance alone, a bolder act) 0.2%. A fixed cosine threshold would suit
+    one embedder and mislead the next."""
+    emb = np.asarray(embeddings, np.float64)
+    cost = (1.0 - emb @ emb.T) / 2.0
+    different = (labels[:, None] != labels[None, :]) & (sequences[:, None] == sequences[None, :])
+    values = cost[np.triu(different, 1)]
+    if len(values) < 100:
+        raise ValueError(f"only {len(values)} pairs of different people to calibrate on")
+    gate, reid = np.percentile(values, [1.0, 0.2])
+    return {"appearance_gate": round(float(gate), 4), "reid_cost": round(float(reid), 4)}

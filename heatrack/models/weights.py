@@ -62,7 +62,8 @@ def read_weights(path: str | os.PathLike) -> tuple[dict, dict, dict]:
     config = state.get("model_config")
     if config is None:  # a training checkpoint: the run's config holds the model's
         config = state.get("extra", {}).get("config", {}).get("model", {})
-    return state["model"], config or {}, state.get("meta", {})
+    meta = state.get("meta") or state.get("extra", {}).get("meta", {})
+    return state["model"], config or {}, meta
 
 
 def export_weights(

@@ -30,7 +30,12 @@ from heatrack.data.reid import (
 from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
 from heatrack.io.cache import FrameCache
 from heatrack.models.losses import batch_hard_triplet
-from heatrack.models.reid import Embedder, EmbedderConfig, crops_to_tensor
+from heatrack.models.reid import (
+    Embedder,
+    EmbedderConfig,
+    appearance_thresholds,
+    crops_to_tensor,
+)
 from heatrack.train.engine import Engine, EngineConfig, distributed_context
 
 
@@ -157,12 +162,21 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers)
 
+    calib = train.subset(
+        np.random.default_rng(cfg.engine.seed).permutation(len(train))[:2000], relabel=False
+    )
+    calib_view = central_view(calib.images, np.mean(cfg.augment.crop_scale), cfg.model.input_size)
+
     def on_epoch_end(engine: Engine, epoch: int) -> dict:
+        # Thresholds for the tracker, on training people: saved with every checkpoint.
+        emb = model.embed_crops(calib_view)
+        tracker = appearance_thresholds(emb, calib.labels, calib.sequences)
+        engine.extra_state["meta"] = {"tracker": tracker}
         if not len(test):
-            return {}
+            return dict(tracker)
         view = central_view(test.images, np.mean(cfg.augment.crop_scale), cfg.model.input_size)
         metrics = evaluate_embeddings(model.embed_crops(view), test, cfg.evaluation)
-        return {"rank1": metrics["single"]["rank1"], "mAP": metrics["single"]["mAP"]}
+        return {"rank1": metrics["single"]["rank1"], "mAP": metrics["single"]["mAP"], **tracker}
 
     config = dataclasses.asdict(cfg)
     config["model"] = dataclasses.asdict(model_cfg)
