@@ -66,7 +66,8 @@ def _embedder_for(args: argparse.Namespace):
         return None
     from heatrack.models.reid import load_embedder
 
-    return load_embedder(None if args.reid == "shipped" else args.reid)
+    weights = None if args.reid == "shipped" else args.reid
+    return load_embedder(weights, backend=getattr(args, "backend", "torch"))
 
 
 def _track_videos(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def _track_videos(args: argparse.Namespace) -> int:
     if args.reid is None:
         args.reid = "shipped"
     inference = InferenceConfig(input_long_side=args.input_long_side)
-    detector = load_detector(args.checkpoint, inference)
+    detector = load_detector(args.checkpoint, inference, backend=args.backend)
     embedder = _embedder_for(args)
     if args.config:
         config = load_config(TrackerConfig, args.config, section="tracker")
@@ -270,9 +271,25 @@ def _write_detections(path: Path, per_frame) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     import json
 
-    from heatrack.models.weights import export_weights
+    from heatrack.models.weights import export_weights, shipped_weights
 
     meta = json.loads(args.meta) if args.meta else {}
+    if args.format == "onnx":
+        from heatrack.inference import Detector
+        from heatrack.models.onnx import export_detector, export_embedder
+        from heatrack.models.reid import Embedder
+
+        weights = args.checkpoint or shipped_weights(args.model)
+        if args.model == "detector":
+            det = Detector.from_checkpoint(weights)
+            files = export_detector(det.model, args.output, {**det.meta, **meta})
+        else:
+            emb = Embedder.from_checkpoint(weights)
+            files = export_embedder(emb, args.output, {**emb.meta, **meta})
+        print("\n".join(str(f) for f in files))
+        return 0
+    if args.checkpoint is None:
+        raise ValueError("--format torch needs --checkpoint (a training run's last.pt)")
     record = export_weights(args.checkpoint, args.output, {"model": args.model, **meta})
     print(f"{args.output}: {record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256'][:16]}...")
     return 0
@@ -529,6 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=Path("outputs"), help="results folder")
     p.add_argument("--checkpoint", type=Path, help="detector weights (default: shipped)")
     p.add_argument("--input-long-side", type=int, default=512)
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="run the models on torch or on ONNX Runtime (exported on first use, cached)",
+    )
     p.add_argument("--render", action="store_true", help="write an annotated MP4")
     p.add_argument("--heatmaps", action="store_true", help="write an MP4 of the heatmaps")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -630,13 +653,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="write a checkpoint's inference weights (with checksum) for shipping or sharing",
-        description="Keep only what inference needs from a training checkpoint: OUTPUT (.pt) "
-        "and OUTPUT.json with its SHA-256 and --meta.",
+        help="export weights: torch (for shipping, with checksum) or ONNX",
+        description="--format torch keeps only what inference needs from a training checkpoint: "
+        "OUTPUT (.pt) and OUTPUT.json with its SHA-256 and --meta. --format onnx writes the "
+        "detector as OUTPUT.encoder.onnx + OUTPUT.head.onnx (per-frame encoder and window "
+        "head, for streaming) or the embedder as OUTPUT.onnx, each with OUTPUT.json.",
     )
     p.add_argument("--model", choices=["detector", "embedder"], default="detector")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--format", choices=["torch"], default="torch")
+    p.add_argument("--checkpoint", type=Path, help="weights (default for onnx: the shipped)")
+    p.add_argument("--format", choices=["torch", "onnx"], default="torch")
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--meta", help="JSON object recorded beside the weights")
     p.set_defaults(func=_cmd_export)

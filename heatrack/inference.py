@@ -65,10 +65,11 @@ class Detector:
 
     def __init__(self, model: HeatmapNet, config: InferenceConfig = InferenceConfig()) -> None:
         self.model = model.eval()
-        # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
-        # (the per-frame encoder; the fusion block is 3-D and stays as it is).
-        self.model.backbone.to(memory_format=torch.channels_last)
-        self.model.neck.to(memory_format=torch.channels_last)
+        if isinstance(model, torch.nn.Module):
+            # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
+            # (the per-frame encoder; the fusion block is 3-D and stays as it is).
+            self.model.backbone.to(memory_format=torch.channels_last)
+            self.model.neck.to(memory_format=torch.channels_last)
         self.config = config
         self.frames = model.config.frames
         self._valid_cells: dict[tuple, tuple[int, int]] = {}
@@ -164,7 +165,20 @@ class Detector:
 
 
 def load_detector(
-    weights: str | os.PathLike | None = None, config: InferenceConfig = InferenceConfig()
+    weights: str | os.PathLike | None = None,
+    config: InferenceConfig = InferenceConfig(),
+    backend: str = "torch",
 ) -> Detector:
-    """The shipped detector (or ``weights``, a checkpoint or exported file), ready to stream."""
-    return Detector.from_checkpoint(weights or shipped_weights("detector"), config)
+    """The shipped detector (or ``weights``, a checkpoint or exported file), ready to stream,
+    on ``backend`` "torch" or "onnxruntime" (exported to ONNX on first use)."""
+    weights = weights or shipped_weights("detector")
+    if backend == "torch":
+        return Detector.from_checkpoint(weights, config)
+    if backend == "onnxruntime":
+        from heatrack.models.onnx import onnx_detector
+
+        net = onnx_detector(weights, config.threads)
+        detector = Detector(net, config)
+        detector.meta = net.meta
+        return detector
+    raise ValueError(f"unknown backend {backend!r} (torch or onnxruntime)")

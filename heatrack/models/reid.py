@@ -144,14 +144,20 @@ class ImageNetFeatures(_BoxEmbedding, nn.Module):
         return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
 
 
-def load_embedder(weights: str | os.PathLike | None = None) -> Embedder | ImageNetFeatures:
+def load_embedder(weights: str | os.PathLike | None = None, backend: str = "torch"):
     """The shipped embedder; or ``weights`` (checkpoint or exported file); or ``"imagenet"``
-    for the raw ImageNet MobileNetV2 features (the baseline)."""
+    for the raw ImageNet MobileNetV2 features (the baseline). ``backend`` "onnxruntime" runs
+    it on ONNX Runtime (exported on first use)."""
     from heatrack.models.weights import shipped_weights
 
     if weights is not None and str(weights) == "imagenet":
         return ImageNetFeatures()
-    return Embedder.from_checkpoint(weights or shipped_weights("embedder"))
+    weights = weights or shipped_weights("embedder")
+    if backend == "onnxruntime":
+        from heatrack.models.onnx import onnx_embedder
+
+        return onnx_embedder(weights)
+    return Embedder.from_checkpoint(weights)
 
 
 def appearance_thresholds(

@@ -1,0 +1,193 @@
+"""ONNX export of the detector and the embedder, and ONNX Runtime stand-ins for both.
+
+The detector is exported as two graphs, because streaming needs them apart: ``encoder``
+(one frame -> its features, run once per frame) and ``head`` (T frames' features -> per-frame
+heatmap / size / offset). Both go in one ``.onnx`` pair (``<stem>.encoder.onnx`` and
+``<stem>.head.onnx``) with dynamic image sizes. The embedder is one graph, crops -> unit
+vectors. ``OnnxHeatmapNet`` and ``OnnxEmbedder`` plug into :class:`heatrack.inference.Detector`
+and the tracker pipeline exactly where the torch models go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.reid import Embedder, EmbedderConfig, _BoxEmbedding, crops_to_tensor
+
+OPSET = 17
+
+
+class _Encoder(nn.Module):
+    def __init__(self, net: HeatmapNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images):
+        return self.net.encode(images)
+
+
+class _Head(nn.Module):
+    def __init__(self, net: HeatmapNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, feats):
+        out = self.net.predict(feats)
+        return out["heatmap"], out["size"], out["offset"]
+
+
+class _Embed(nn.Module):
+    def __init__(self, model: Embedder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops):
+        return self.model(crops)["embedding"]
+
+
+def _export(module: nn.Module, args: tuple, path: Path, names, outputs, axes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(
+            module.eval(), args, str(tmp), dynamo=False, opset_version=OPSET,
+            input_names=names, output_names=outputs, dynamic_axes=axes,
+        )  # fmt: skip
+    os.replace(tmp, path)
+
+
+def export_detector(net: HeatmapNet, output: str | os.PathLike, meta: dict) -> list[Path]:
+    """Write ``<output>.encoder.onnx``, ``<output>.head.onnx`` and ``<output>.json``."""
+    base = Path(output).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    image = torch.zeros(1, 3, 256, 448)
+    with torch.no_grad():
+        feats = net.encode(image)
+    t = net.config.frames
+    enc, head = base.with_suffix(".encoder.onnx"), base.with_suffix(".head.onnx")
+    axes = {"image": {0: "n", 2: "h", 3: "w"}, "features": {0: "n", 2: "fh", 3: "fw"}}
+    _export(_Encoder(net), (image,), enc, ["image"], ["features"], axes)
+    stacked = feats[None].repeat(1, t, 1, 1, 1)
+    maps = {k: {0: "b", 3: "fh", 4: "fw"} for k in ("heatmap", "size", "offset")}
+    _export(_Head(net), (stacked,), head, ["features"], list(maps),
+            {"features": {0: "b", 3: "fh", 4: "fw"}, **maps})  # fmt: skip
+    info = {"model": "detector", "model_config": _plain(net.config), "meta": meta}
+    side = base.with_suffix(".json")
+    side.write_text(json.dumps(info, indent=2) + "\n")
+    return [enc, head, side]
+
+
+def export_embedder(model: Embedder, output: str | os.PathLike, meta: dict) -> list[Path]:
+    """Write ``<output>.onnx`` and ``<output>.json``."""
+    base = Path(output).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    h, w = model.config.input_size
+    path = base.with_suffix(".onnx")
+    _export(_Embed(model.eval()), (torch.zeros(2, 3, h, w),), path, ["crops"], ["embedding"],
+            {"crops": {0: "n"}, "embedding": {0: "n"}})  # fmt: skip
+    info = {"model": "embedder", "model_config": _plain(model.config), "meta": meta}
+    side = base.with_suffix(".json")
+    side.write_text(json.dumps(info, indent=2) + "\n")
+    return [path, side]
+
+
+def _plain(config) -> dict:
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _session(path: Path, threads: int = 0):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxHeatmapNet:
+    """HeatmapNet's ``encode`` / ``predict`` on ONNX Runtime (torch tensors in and out)."""
+
+    def __init__(self, base: str | os.PathLike, threads: int = 0) -> None:
+        from heatrack.config import from_dict
+
+        base = Path(base).with_suffix("")
+        info = json.loads(base.with_suffix(".json").read_text())
+        self.config = from_dict(HeatmapNetConfig, info["model_config"])
+        self.meta = info.get("meta", {})
+        self.encoder = _session(base.with_suffix(".encoder.onnx"), threads)
+        self.head = _session(base.with_suffix(".head.onnx"), threads)
+
+    def eval(self):
+        return self
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        (out,) = self.encoder.run(None, {"image": images.contiguous().numpy()})
+        return torch.from_numpy(out)
+
+    def predict(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        heat, size, offset = self.head.run(None, {"features": feats.contiguous().numpy()})
+        return {
+            "heatmap": torch.from_numpy(heat),
+            "size": torch.from_numpy(size),
+            "offset": torch.from_numpy(offset),
+        }
+
+
+class OnnxEmbedder(_BoxEmbedding):
+    """The embedder on ONNX Runtime: same ``embed`` / ``embed_crops`` as the torch one."""
+
+    def __init__(self, base: str | os.PathLike, threads: int = 0) -> None:
+        from heatrack.config import from_dict
+
+        base = Path(base).with_suffix("")
+        info = json.loads(base.with_suffix(".json").read_text())
+        self.config = from_dict(EmbedderConfig, info["model_config"])
+        self.meta = info.get("meta", {})
+        self.session = _session(base.with_suffix(".onnx"), threads)
+
+    def embed_crops(self, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
+        out = []
+        for i in range(0, len(crops_bgr), batch):
+            x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size).numpy()
+            out.append(self.session.run(None, {"crops": x})[0])
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.dim))
+
+
+def cache_dir() -> Path:
+    """Where ONNX exports of weights files are kept (``HEATRACK_CACHE`` or ~/.cache/heatrack)."""
+    root = os.environ.get("HEATRACK_CACHE") or Path.home() / ".cache" / "heatrack"
+    return Path(root) / "onnx"
+
+
+def onnx_detector(weights: str | os.PathLike, threads: int = 0) -> OnnxHeatmapNet:
+    """The detector of a weights file on ONNX Runtime; exported on first use, then reused."""
+    from heatrack.inference import Detector
+    from heatrack.models.weights import sha256
+
+    base = cache_dir() / f"detector-{sha256(weights)[:16]}"
+    if not base.with_suffix(".head.onnx").is_file():
+        torch_detector = Detector.from_checkpoint(weights)
+        export_detector(torch_detector.model, base, torch_detector.meta)
+    return OnnxHeatmapNet(base, threads)
+
+
+def onnx_embedder(weights: str | os.PathLike, threads: int = 0) -> OnnxEmbedder:
+    """The embedder of a weights file on ONNX Runtime; exported on first use, then reused."""
+    from heatrack.models.weights import sha256
+
+    base = cache_dir() / f"embedder-{sha256(weights)[:16]}"
+    if not base.with_suffix(".onnx").is_file():
+        model = Embedder.from_checkpoint(weights)
+        export_embedder(model, base, model.meta)
+    return OnnxEmbedder(base, threads)
