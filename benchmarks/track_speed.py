@@ -1,0 +1,108 @@
+"""End-to-end speed of the main job on 2 CPU cores: decode, detector, embedder, tracker.
+
+Runs ``heatrack.run.track_frames`` over a real video with the shipped models, at the default
+input size, once per backend (torch, ONNX Runtime) and once without appearance, each in its
+own process so that peak memory (max RSS) is the backend's own. Warm-up: the first 10 frames
+are not timed (ONNX export on first use is excluded too).
+
+    python benchmarks/track_speed.py --video ../shared/data/videos/london-crossing.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
+    import torch
+
+    from heatrack.inference import InferenceConfig, load_detector
+    from heatrack.io.sources import open_source
+    from heatrack.models.reid import load_embedder
+    from heatrack.run import track_frames
+    from heatrack.tracking.tracker import Tracker, TrackerConfig
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    detector = load_detector(config=InferenceConfig(), backend=backend)
+    embedder = load_embedder(backend=backend) if appearance else None
+    tracker_cfg = {**detector.meta.get("tracker", {})}
+    if embedder is not None:
+        tracker_cfg.update(embedder.meta.get("tracker", {}))
+    config = TrackerConfig(**tracker_cfg)
+    detector.config = type(detector.config)(
+        input_long_side=detector.config.input_long_side,
+        decode=type(detector.config.decode)(score_threshold=config.low_score),
+    )
+    source = open_source(video)
+    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
+    frames_iter = ((i, im) for i, im in source if i <= frames)
+    times, boxes, embedded = [], 0, 0
+    start = time.perf_counter()
+    for item in track_frames(frames_iter, detector, tracker, embedder):
+        times.append(time.perf_counter())
+        boxes += len(item.tracks)
+        embedded += int((item.detections.scores >= config.high_score).sum()) if appearance else 0
+    timed = times[-1] - times[9] if len(times) > 10 else times[-1] - start
+    n = max(len(times) - 10, 1)
+    return {
+        "backend": backend,
+        "appearance": appearance,
+        "frames": len(times),
+        "fps": n / timed,
+        "tracked_boxes_per_frame": boxes / max(len(times), 1),
+        "embedded_per_frame": embedded / max(len(times), 1),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "input": f"long side {detector.config.input_long_side}",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--video", default=str(ROOT.parent / "shared/data/videos/london-crossing.mp4"))
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--one", nargs=2, metavar=("BACKEND", "APPEARANCE"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_speed.md")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.video, args.one[0], args.one[1] == "1", args.frames)))
+        return
+    rows = []
+    for backend, appearance in (("torch", "1"), ("onnxruntime", "1"), ("torch", "0")):
+        cmd = [sys.executable, __file__, "--video", args.video, "--frames", str(args.frames),
+               "--one", backend, appearance]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    lines = [
+        f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, {os.cpu_count()} cores; "
+        f"video {Path(args.video).name}, first {args.frames} frames (10 warm-up frames untimed).",
+        "",
+        "| backend | appearance | FPS (decode+detect+embed+track) | boxes/frame "
+        "| crops embedded/frame | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {'on' if r['appearance'] else 'off'} | {r['fps']:.1f} | "
+            f"{r['tracked_boxes_per_frame']:.1f} | {r['embedded_per_frame']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
