@@ -79,6 +79,6 @@ def export_weights(
     torch.save({"model": model, "model_config": config, "meta": record}, tmp)
     os.replace(tmp, output)
     record = {"file": output.name, "sha256": sha256(output), "bytes": output.stat().st_size}
-    record.update(meta or {})
+    record.update({**old_meta, **(meta or {})})
     write_atomic(output.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     return record
