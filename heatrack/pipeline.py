@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -89,15 +88,9 @@ def detections_file(detections: str | os.PathLike, seq_name: str, many: bool) ->
     )
 
 
-def with_embeddings(dets: Detections, frame: np.ndarray, embedder, min_score: float) -> Detections:
-    """``dets`` with appearance vectors, computed only for rows scoring at least ``min_score``
-    (the only ones the tracker matches or learns by appearance); the others get zero vectors,
-    which never pass an appearance gate."""
-    need = np.flatnonzero(dets.scores >= min_score)
-    emb = np.zeros((len(dets), embedder.config.dim), np.float32)
-    if len(need):
-        emb[need] = embedder.embed(frame, dets.xyxy[need])
-    return dataclasses.replace(dets, embeddings=emb)
+def appearance_for(embedder, image: np.ndarray, dets: Detections):
+    """The tracker's lazy ``embed(rows)`` for one frame: crops of only the rows it asks for."""
+    return lambda rows: embedder.embed(image, dets.xyxy[rows])
 
 
 def track_public_detections(
@@ -125,14 +118,12 @@ def track_public_detections(
     if config.camera_motion or embedder is not None:
         per_frame = dict(detections_by_frame(dets, info.length))
 
-        def frame_detections(index: int, image: np.ndarray) -> Detections:
+        def step(index: int, image: np.ndarray) -> Tracks:
             d = per_frame[index]
-            return d if embedder is None else with_embeddings(d, image, embedder, config.high_score)
+            embed = None if embedder is None else appearance_for(embedder, image, d)
+            return tracker.update(d, frame=image, frame_index=index, embed=embed)
 
-        stream = (
-            (index, tracker.update(frame_detections(index, image), frame=image, frame_index=index))
-            for index, image in open_source(folder)
-        )
+        stream = ((index, step(index, image)) for index, image in open_source(folder))
     else:
         stream = track_detections(detections_by_frame(dets, info.length), tracker)
     rows = tracks_to_rows(stream, source=str(det_path))

@@ -1,7 +1,7 @@
 """The main job: frames -> detector -> embedder -> tracker, end to end, streaming.
 
 ``track_frames`` is the engine: each frame is encoded once by the detector, its maps averaged
-over every window that holds it, embeddings computed only for detections the tracker can use,
+over every window that holds it, embeddings computed only for the detections the tracker asks for,
 and the tracker updated, with a latency of T - 1 frames. ``track`` is the public API.
 ``TrackRun`` adds what a long job needs: results appended frame by frame (valid after Ctrl-C
 or a crash), a resumable state file, and exact resumption.
@@ -20,7 +20,7 @@ import numpy as np
 
 from heatrack.io.mot import format_rows, read_results, write_atomic
 from heatrack.io.sources import FrameSource, open_source
-from heatrack.pipeline import with_embeddings
+from heatrack.pipeline import appearance_for
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 from heatrack.types import Detections, Tracks
 
@@ -57,9 +57,9 @@ def track_frames(
         image = images.pop(index)
         if index < emit_from:
             continue
-        if embedder is not None:
-            dets = with_embeddings(dets, image, embedder, tracker.config.high_score)
-        tracks = tracker.update(dets, frame=image if needs_frame else None, frame_index=index)
+        embed = None if embedder is None else appearance_for(embedder, image, dets)
+        frame = image if needs_frame else None
+        tracks = tracker.update(dets, frame=frame, frame_index=index, embed=embed)
         yield TrackedFrame(index, image, dets, tracks, maps["heatmap"] if maps else None)
 
 

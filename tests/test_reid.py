@@ -231,26 +231,41 @@ def test_train_reid_eval_reid_and_reid_data_cli(tmp_path, capsys):
     assert list((tmp_path / "market" / "query").glob("*.jpg"))
 
 
-def test_only_detections_the_tracker_can_use_are_embedded():
-    from heatrack.pipeline import with_embeddings
+def test_only_detections_the_tracker_asks_for_are_embedded():
+    from heatrack.tracking.tracker import Tracker, TrackerConfig
     from heatrack.types import Detections
 
-    model = Embedder(EmbedderConfig(dim=8), pretrained=False).eval()
-    seen = []
-    real_embed = model.embed
+    asked = []
 
-    def counting_embed(frame, boxes):
-        seen.append(len(boxes))
-        return real_embed(frame, boxes)
+    def embed(rows):
+        asked.append(sorted(int(r) for r in rows))
+        vectors = np.zeros((len(rows), 4))
+        vectors[:, 0] = 1.0
+        return vectors
 
-    model.embed = counting_embed
-    frame = np.zeros((100, 100, 3), np.uint8)
-    dets = Detections(np.array([[0, 0, 20, 50], [30, 0, 50, 50], [60, 0, 80, 50.0]]),
-                      np.array([0.9, 0.3, 0.7]))  # fmt: skip
-    out = with_embeddings(dets, frame, model, min_score=0.6)
-    assert seen == [2]
-    norms = np.linalg.norm(out.embeddings, axis=1)
-    np.testing.assert_allclose(norms, [1, 0, 1], atol=1e-5)
+    tracker = Tracker(TrackerConfig(appearance_refresh_frames=5))
+
+    def frame(index, boxes, scores):
+        dets = Detections(np.array(boxes, float), np.array(scores, float))
+        asked.append(index)
+        tracker.update(dets, frame_index=index, embed=embed)
+
+    far = lambda dx: [[10 + dx, 10, 30 + dx, 60], [200 + dx, 10, 220 + dx, 60]]  # noqa: E731
+    frame(1, far(0), [0.9, 0.9])  # births: both embedded
+    for f in range(2, 6):
+        frame(f, far(f), [0.9, 0.9])  # clear matches, fresh templates: nothing embedded
+    frame(6, far(6), [0.9, 0.9])  # refresh due (6 - 1 >= 5): both
+    frame(7, far(7) + [[300, 10, 320, 60]], [0.9, 0.9, 0.3])  # low score: never
+    frame(8, [[100, 10, 120, 60], [104, 10, 124, 60]], [0.9, 0.9])  # far from both: lonely
+    crossing = [[150, 10, 170, 60], [155, 10, 175, 60]]
+    frame(9, crossing, [0.9, 0.9])  # two tracks near two detections: ambiguous, both
+    calls = {}
+    for item in asked:
+        if isinstance(item, int):
+            current = item
+        else:
+            calls[current] = item
+    assert calls == {1: [0, 1], 6: [0, 1], 8: [0, 1], 9: [0, 1]}
 
 
 def test_track_cli_with_appearance(tmp_path):

@@ -31,6 +31,7 @@ Python work so that a frame costs tens of microseconds, not milliseconds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,10 @@ class TrackerConfig:
     reid_max_distance: float = 2.0
     #: Momentum of a track's appearance: emb = m * emb + (1 - m) * new, then renormalised.
     embedding_momentum: float = 0.9
+    #: With lazy appearance (``update(..., embed=fn)``), a track's appearance is refreshed
+    #: from its detection every this many frames; in between only detections whose match is
+    #: ambiguous, or that could re-identify a lost track, are embedded.
+    appearance_refresh_frames: int = 5
     #: Boxes smaller than this width or height (pixels) after clipping are dropped.
     min_box_size: float = 2.0
     #: Report the Kalman-corrected box (True) or the matched detection's own box (False).
@@ -127,6 +132,7 @@ class _TrackTable:
         "obs_mean",
         "obs_cov",
         "score",
+        "emb_frame",
         "emb",
     )
 
@@ -143,6 +149,7 @@ class _TrackTable:
         self.obs_mean = np.zeros((0, 8))
         self.obs_cov = np.zeros((0, 4, 2, 2))
         self.score = np.zeros(0)
+        self.emb_frame = np.zeros(0, np.int64)  # frame of the last appearance update
         self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
 
     def __len__(self) -> int:
@@ -223,9 +230,16 @@ class Tracker:
         detections: Detections,
         frame: np.ndarray | None = None,
         frame_index: int | None = None,
+        embed: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Tracks:
         """Advance one frame; return the confirmed tracks matched in it, plus established
         tracks coasting through a short miss at their predicted box (``det_index`` -1).
+
+        Appearance comes either with the detections (``detections.embeddings``) or lazily:
+        ``embed(rows)`` returns unit vectors (len(rows), D) for those rows of ``detections``,
+        and is asked only for the rows that need one (ambiguous matches, possible
+        re-identifications, births, and each track's refresh every
+        ``appearance_refresh_frames``), which saves most of the embedding work.
 
         ``frame_index`` (1-based) defaults to the next frame; a skipped index (a frame that
         could not be decoded) predicts over the gap, and an index not after the previous one
@@ -262,6 +276,8 @@ class Tracker:
             t.mean[t.status == LOST, 6:8] = 0.0  # no size change while nobody sees the person
             t.mean, t.cov = self.kalman.predict(t.mean, t.cov, steps)
             t.misses += steps
+        if emb is None and embed is not None and len(xyxy):
+            emb = self._lazy_embeddings(embed, kept, xyxy, scores)
 
         match = np.full(len(t), -1)  # detection row matched to each track
         free = scores >= cfg.high_score  # confident detections not matched yet
@@ -318,6 +334,33 @@ class Tracker:
                 )
             emb = emb[kept].astype(np.float64)
         return kept, xyxy[kept], scores[kept].astype(np.float64), emb
+
+    def _lazy_embeddings(self, embed, kept, xyxy, scores) -> np.ndarray | None:
+        """(N, D) appearance for the cleaned rows, computed only where it can matter; the
+        other rows get zero vectors, which pass no appearance gate and teach nothing."""
+        cfg, t = self.config, self._t
+        confident = scores >= cfg.high_score
+        need = confident.copy()
+        if len(t):
+            pool = (t.status != TENTATIVE) & (t.misses <= self.max_lost_frames)
+            near = iou_cost(_xyxy(t.mean[:, :4]), xyxy) < cfg.proximity_gate
+            near_pool = near[pool]
+            per_det, per_track = near_pool.sum(0), near_pool.sum(1)
+            ambiguous = (per_det >= 2) | near_pool[per_track >= 2].any(0)
+            has = np.linalg.norm(t.emb, axis=1) > 0 if t.emb is not None else np.zeros(len(t), bool)
+            stale = ~has | (self._frame - t.emb_frame >= cfg.appearance_refresh_frames)
+            refresh = near[stale].any(0)
+            lonely = ~near.any(0)  # births, and re-identification candidates
+            need &= ambiguous | refresh | lonely
+        rows = _where(need)
+        if not len(rows):
+            return None if self._emb_dim is None else np.zeros((len(xyxy), self._emb_dim))
+        vectors = np.asarray(embed(kept[rows]), np.float64)
+        if self._emb_dim is None:
+            self._emb_dim = vectors.shape[1]
+        emb = np.zeros((len(xyxy), vectors.shape[1]))
+        emb[rows] = vectors
+        return emb
 
     def _associate(self, match, free, xyxy, scores, emb) -> None:
         """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used."""
@@ -468,6 +511,8 @@ class Tracker:
         new = np.where(has_old[:, None], m * old + (1 - m) * emb, emb)
         new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
         t.emb[rows] = np.where((teach | ~has_old)[:, None], new, old)
+        seen = teach & (np.linalg.norm(emb, axis=1) > 0)  # zero rows: not embedded this frame
+        t.emb_frame[rows[seen]] = self._frame
 
     def _start_tracks(self, xyxy: np.ndarray, scores: np.ndarray, emb: np.ndarray | None) -> None:
         t = self._t
@@ -493,6 +538,11 @@ class Tracker:
                 "obs_mean": mean.copy(),
                 "obs_cov": cov.copy(),
                 "score": scores,
+                "emb_frame": np.full(
+                    n,
+                    self._frame if emb is not None else np.iinfo(np.int64).min // 2,
+                    np.int64,
+                ),
             }
         )
         if emb is not None or t.emb is not None:
