@@ -103,7 +103,7 @@ class TrackerConfig:
     #: With lazy appearance (``update(..., embed=fn)``), a track's appearance is refreshed
     #: from its detection every this many frames; in between only detections whose match is
     #: ambiguous, or that could re-identify a lost track, are embedded.
-    appearance_refresh_frames: int = 5
+    appearance_refresh_frames: int = 10
     #: Boxes smaller than this width or height (pixels) after clipping are dropped.
     min_box_size: float = 2.0
     #: Report the Kalman-corrected box (True) or the matched detection's own box (False).
