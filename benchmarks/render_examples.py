@@ -1,0 +1,47 @@
+"""Pictures for BENCHMARKS.md: tracked frames and heatmaps from the shipped models.
+
+    python benchmarks/render_examples.py --video ../shared/data/videos/london-crossing.mp4 \
+        --frames 90 150 --out docs/images
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+
+from heatrack.inference import load_detector
+from heatrack.io.render import TrackRenderer, heatmap_overlay
+from heatrack.io.sources import open_source
+from heatrack.models.reid import load_embedder
+from heatrack.run import track_frames
+from heatrack.tracking.tracker import Tracker, TrackerConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--video", required=True)
+    ap.add_argument("--frames", type=int, nargs="+", required=True)
+    ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    args = ap.parse_args()
+    detector, embedder = load_detector(), load_embedder()
+    config = TrackerConfig(**detector.meta.get("tracker", {}), **embedder.meta.get("tracker", {}))
+    source = open_source(args.video)
+    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
+    painter = TrackRenderer()
+    last = max(args.frames)
+    frames = ((i, im) for i, im in source if i <= last + detector.frames)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for item in track_frames(frames, detector, tracker, embedder, keep_maps=True):
+        picture = painter.draw(item.image, item.index, item.tracks, None)
+        if item.index in args.frames:
+            stem = f"{source.name}-{item.index:04d}"
+            cv2.imwrite(str(args.out / f"{stem}-tracks.jpg"), picture)
+            heat = heatmap_overlay(item.image, item.heatmap, item.index)
+            cv2.imwrite(str(args.out / f"{stem}-heatmap.jpg"), heat)
+            print(args.out / f"{stem}-tracks.jpg", args.out / f"{stem}-heatmap.jpg")
+
+
+if __name__ == "__main__":
+    main()
