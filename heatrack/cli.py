@@ -122,7 +122,12 @@ def _track_videos(args: argparse.Namespace) -> int:
         render = heat = None
         painter = TrackRenderer()
         bar = tqdm(
-            total=source.length, initial=start - 1, unit="frame", desc=source.name, smoothing=0.1
+            total=source.length,
+            initial=start - 1,
+            unit="frame",
+            desc=source.name,
+            smoothing=0.1,
+            mininterval=0.2 if sys.stderr.isatty() else 10.0,  # logs: a line every 10 s
         )
         finished = False
         tic, done = time.perf_counter(), 0
