@@ -187,7 +187,6 @@ def _is_image_folder(path: Path) -> bool:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from heatrack.inference import InferenceConfig, load_detector
-    from heatrack.io.mot import write_results
     from heatrack.io.sources import open_source
 
     config = InferenceConfig(input_long_side=args.input_long_side)
@@ -196,20 +195,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     )
     detector = load_detector(args.checkpoint, config)
     source = open_source(args.source)
-    frames, xywh, scores = [], [], []
-    for index, dets, _ in detector.stream(source):
-        frames.append(np.full(len(dets), index))
-        xywh.append(dets.xywh)
-        scores.append(dets.scores)
+    per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
     out = args.output / f"{source.name}.txt"
-    n = sum(len(f) for f in frames)
-    write_results(
-        out,
-        np.concatenate(frames) if n else np.zeros(0),
-        np.full(n, -1),
-        np.concatenate(xywh) if n else np.zeros((0, 4)),
-        np.concatenate(scores) if n else np.zeros(0),
-    )
+    _write_detections(out, per_frame)
+    n, frames = sum(len(d) for _, d in per_frame), per_frame
     print(
         f"{source.name}: {n} detections in {len(frames)} frames -> {out}"
         + (f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else "")

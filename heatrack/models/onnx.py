@@ -115,16 +115,20 @@ def _session(path: Path, threads: int = 0):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def _sidecar(base: str | os.PathLike, config_type) -> tuple[Path, object, dict]:
+    """(base path, model config, meta) from the ``.json`` written beside an export."""
+    from heatrack.config import from_dict
+
+    base = Path(base).with_suffix("")
+    info = json.loads(base.with_suffix(".json").read_text())
+    return base, from_dict(config_type, info["model_config"]), info.get("meta", {})
+
+
 class OnnxHeatmapNet:
     """HeatmapNet's ``encode`` / ``predict`` on ONNX Runtime (torch tensors in and out)."""
 
     def __init__(self, base: str | os.PathLike, threads: int = 0) -> None:
-        from heatrack.config import from_dict
-
-        base = Path(base).with_suffix("")
-        info = json.loads(base.with_suffix(".json").read_text())
-        self.config = from_dict(HeatmapNetConfig, info["model_config"])
-        self.meta = info.get("meta", {})
+        base, self.config, self.meta = _sidecar(base, HeatmapNetConfig)
         self.encoder = _session(base.with_suffix(".encoder.onnx"), threads)
         self.head = _session(base.with_suffix(".head.onnx"), threads)
 
@@ -148,12 +152,7 @@ class OnnxEmbedder(_BoxEmbedding):
     """The embedder on ONNX Runtime: same ``embed`` / ``embed_crops`` as the torch one."""
 
     def __init__(self, base: str | os.PathLike, threads: int = 0) -> None:
-        from heatrack.config import from_dict
-
-        base = Path(base).with_suffix("")
-        info = json.loads(base.with_suffix(".json").read_text())
-        self.config = from_dict(EmbedderConfig, info["model_config"])
-        self.meta = info.get("meta", {})
+        base, self.config, self.meta = _sidecar(base, EmbedderConfig)
         self.session = _session(base.with_suffix(".onnx"), threads)
 
     def embed_crops(self, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
