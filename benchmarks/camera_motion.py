@@ -19,7 +19,7 @@ from heatrack.data.noise import NoiseModel, detections_from_gt
 from heatrack.data.synthetic import SyntheticConfig, render
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.io.sources import open_source
-from heatrack.pipeline import detections_by_frame, tracks_to_rows
+from heatrack.pipeline import detections_by_frame, frames_to_rows
 from heatrack.tracking.motion import CameraMotion
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 
@@ -66,7 +66,7 @@ def gain(jitter: float, seeds=range(3)) -> dict[str, dict]:
                 (i, tracker.update(per_frame[i], frame=seq.frames[i - 1], frame_index=i))
                 for i in range(1, cfg.length + 1)
             )
-            results.append(SequenceData(cfg.name, cfg.length, seq.gt, tracks_to_rows(stream)))
+            results.append(SequenceData(cfg.name, cfg.length, seq.gt, frames_to_rows(stream)))
         out["with" if use else "without"] = evaluate(results)[COMBINED]
     return out
 

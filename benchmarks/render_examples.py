@@ -15,8 +15,8 @@ from heatrack.inference import load_detector
 from heatrack.io.render import TrackRenderer, heatmap_overlay
 from heatrack.io.sources import open_source
 from heatrack.models.reid import load_embedder
-from heatrack.run import track_frames
-from heatrack.tracking.tracker import Tracker, TrackerConfig
+from heatrack.run import track_frames, tracker_config_for
+from heatrack.tracking.tracker import Tracker
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/images"))
     args = ap.parse_args()
     detector, embedder = load_detector(), load_embedder()
-    config = TrackerConfig(**detector.meta.get("tracker", {}), **embedder.meta.get("tracker", {}))
+    config = tracker_config_for(detector, embedder)
     source = open_source(args.video)
     tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
     painter = TrackRenderer()

@@ -29,8 +29,8 @@ def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
     from heatrack.inference import InferenceConfig, load_detector
     from heatrack.io.sources import open_source
     from heatrack.models.reid import load_embedder
-    from heatrack.run import track_frames
-    from heatrack.tracking.tracker import Tracker, TrackerConfig
+    from heatrack.run import track_frames, tracker_config_for
+    from heatrack.tracking.tracker import Tracker
 
     torch.set_num_threads(os.cpu_count() or 1)
     detector = load_detector(config=InferenceConfig(), backend=backend)
@@ -44,14 +44,7 @@ def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
             return embed(frame, boxes)
 
         embedder.embed = counting
-    tracker_cfg = {**detector.meta.get("tracker", {})}
-    if embedder is not None:
-        tracker_cfg.update(embedder.meta.get("tracker", {}))
-    config = TrackerConfig(**tracker_cfg)
-    detector.config = type(detector.config)(
-        input_long_side=detector.config.input_long_side,
-        decode=type(detector.config.decode)(score_threshold=config.low_score),
-    )
+    config = tracker_config_for(detector, embedder)
     source = open_source(video)
     tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
     frames_iter = ((i, im) for i, im in source if i <= frames)

@@ -82,7 +82,7 @@ def _track_videos(args: argparse.Namespace) -> int:
     from heatrack.io.render import TrackRenderer, VideoOut, heatmap_overlay
     from heatrack.io.sources import open_source
     from heatrack.pipeline import find_sequence_folders
-    from heatrack.run import TrackRun, track_frames, tracks_csv
+    from heatrack.run import TrackRun, track_frames, tracker_config_for, tracks_csv
     from heatrack.tracking.tracker import Tracker, TrackerConfig
 
     if args.reid is None:
@@ -90,19 +90,10 @@ def _track_videos(args: argparse.Namespace) -> int:
     inference = InferenceConfig(input_long_side=args.input_long_side)
     detector = load_detector(args.checkpoint, inference, backend=args.backend)
     embedder = _embedder_for(args)
-    if args.config:
-        config = load_config(TrackerConfig, args.config, section="tracker")
-    else:  # score and distance scales are the models' own: their weights carry thresholds
-        config = TrackerConfig(
-            **detector.meta.get("tracker", {}),
-            **(embedder.meta.get("tracker", {}) if embedder is not None else {}),
-        )
+    config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None
+    config = tracker_config_for(detector, embedder, config)
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
-    detector.config = dataclasses.replace(
-        detector.config,
-        decode=dataclasses.replace(detector.config.decode, score_threshold=config.low_score),
-    )
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
     sources = (
@@ -130,7 +121,7 @@ def _track_videos(args: argparse.Namespace) -> int:
             mininterval=0.2 if sys.stderr.isatty() else 10.0,  # logs: a line every 10 s
         )
         finished = False
-        tic, done = time.perf_counter(), 0
+        tic, done, fps = time.perf_counter(), 0, 0.0
         try:
             for item in track_frames(
                 frames, detector, tracker, embedder, keep_maps=args.heatmaps, emit_from=start
@@ -198,9 +189,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
     out = args.output / f"{source.name}.txt"
     _write_detections(out, per_frame)
-    n, frames = sum(len(d) for _, d in per_frame), per_frame
+    n = sum(len(d) for _, d in per_frame)
     print(
-        f"{source.name}: {n} detections in {len(frames)} frames -> {out}"
+        f"{source.name}: {n} detections in {len(per_frame)} frames -> {out}"
         + (f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else "")
     )
     return 0
@@ -251,20 +242,13 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
 
 def _write_detections(path: Path, per_frame) -> None:
     from heatrack.io.mot import write_results
+    from heatrack.pipeline import frames_to_rows
 
-    n = sum(len(d) for _, d in per_frame)
-    write_results(
-        path,
-        np.concatenate([np.full(len(d), i) for i, d in per_frame]) if n else np.zeros(0),
-        np.full(n, -1),
-        np.concatenate([d.xywh for _, d in per_frame]) if n else np.zeros((0, 4)),
-        np.concatenate([d.scores for _, d in per_frame]) if n else np.zeros(0),
-    )
+    rows = frames_to_rows(per_frame)
+    write_results(path, rows.frames, rows.ids, rows.xywh, rows.conf)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import json
-
     from heatrack.models.weights import export_weights, shipped_weights
 
     meta = json.loads(args.meta) if args.meta else {}
@@ -395,8 +379,6 @@ def _cmd_reid_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_reid(args: argparse.Namespace) -> int:
-    import json
-
     from heatrack.data.reid import EVAL_VIEW, central_view
     from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
     from heatrack.io.mot import write_atomic
@@ -422,7 +404,8 @@ def _cmd_eval_reid(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from heatrack.report import build_report, write_report
+    from heatrack.io.mot import write_atomic
+    from heatrack.report import build_report
 
     videos = {}
     for item in args.video or []:
@@ -430,8 +413,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not sep:
             name, path = Path(item).stem, item
         videos[name] = path
-    out = write_report(args.output, build_report(args.gt, args.results, videos, args.title))
-    print(f"report: {out}")
+    write_atomic(args.output, build_report(args.gt, args.results, videos, args.title))
+    print(f"report: {args.output}")
     return 0
 
 

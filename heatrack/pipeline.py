@@ -35,12 +35,12 @@ def track_detections(
         yield index, tracker.update(dets, frame_index=index)
 
 
-def tracks_to_rows(per_frame: Iterable[tuple[int, Tracks]], source: str = "") -> MotRows:
-    """Collect per-frame Tracks into MOTChallenge result rows."""
+def frames_to_rows(per_frame: Iterable[tuple[int, Detections]], source: str = "") -> MotRows:
+    """Collect per-frame Tracks (or Detections, id -1) into MOTChallenge rows."""
     frames, ids, xywh, scores = [], [], [], []
     for index, tracks in per_frame:
         frames.append(np.full(len(tracks), index, np.int64))
-        ids.append(tracks.ids)
+        ids.append(getattr(tracks, "ids", np.full(len(tracks), -1, np.int64)))
         xywh.append(tracks.xywh.astype(np.float64))
         scores.append(tracks.scores.astype(np.float64))
     if not frames:
@@ -126,7 +126,7 @@ def track_public_detections(
         stream = ((index, step(index, image)) for index, image in open_source(folder))
     else:
         stream = track_detections(detections_by_frame(dets, info.length), tracker)
-    rows = tracks_to_rows(stream, source=str(det_path))
+    rows = frames_to_rows(stream, source=str(det_path))
     if interpolate_gap > 0:
         rows = interpolate(rows, interpolate_gap, smooth_sigma)
     return info.name, rows

@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import html
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from heatrack.eval.events import identity_events
 from heatrack.eval.mot import COMBINED, FIELDS, SequenceData, evaluate, load_sequences
-from heatrack.io.mot import write_atomic
 from heatrack.io.render import colour_for
 
 _CSS = """
@@ -72,11 +70,6 @@ def build_report(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>{body}</body></html>\n"
     )
-
-
-def write_report(path: str | os.PathLike, text: str) -> Path:
-    write_atomic(path, text)
-    return Path(path)
 
 
 def _metrics_table(metrics: dict[str, dict]) -> str:

@@ -9,6 +9,7 @@ or a crash), a resumable state file, and exact resumption.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import time
@@ -80,14 +81,27 @@ def track(
     detector = detector or load_detector()
     if appearance and embedder is None:
         embedder = load_embedder()
-    if config is None:  # the models' own thresholds for their score and distance scales
+    embedder = embedder if appearance else None
+    config = tracker_config_for(detector, embedder, config)
+    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
+    for item in track_frames(source, detector, tracker, embedder):
+        yield item.index, item.tracks
+
+
+def tracker_config_for(detector, embedder=None, config: TrackerConfig | None = None):
+    """The tracker settings for these models, and the detector set to feed them.
+
+    Without ``config``, the thresholds the models' weights carry for their own score and
+    distance scales. Either way the detector keeps every peak down to the tracker's
+    ``low_score``, which its low-score stage needs."""
+    if config is None:
         config = TrackerConfig(
             **getattr(detector, "meta", {}).get("tracker", {}),
-            **(getattr(embedder, "meta", {}).get("tracker", {}) if appearance else {}),
+            **(getattr(embedder, "meta", {}).get("tracker", {}) if embedder is not None else {}),
         )
-    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
-    for item in track_frames(source, detector, tracker, embedder if appearance else None):
-        yield item.index, item.tracks
+    decode = dataclasses.replace(detector.config.decode, score_threshold=config.low_score)
+    detector.config = dataclasses.replace(detector.config, decode=decode)
+    return config
 
 
 class TrackRun:

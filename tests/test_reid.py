@@ -38,8 +38,24 @@ def test_crops_are_pedestrians_with_identities_per_sequence(synth_crops):
     rows = zip(c.sequences, c.track_ids, c.labels, strict=True)
     pairs = {(int(s), int(t)): int(lab) for s, t, lab in rows}
     assert len(set(pairs.values())) == len(pairs) == c.num_identities
-    # Filters: nobody shorter than min_height; every-k sampling keeps one frame in k.
-    assert (c.images.shape[0] > 0) and set(np.unique(c.frames)) <= set(range(1, 31))
+    assert set(np.unique(c.frames)) <= set(range(1, 31))
+
+
+def test_crop_filters_height_visibility_and_every_k(tmp_path):
+    seq = render(SyntheticConfig(name="F", length=12, num_people=5, seed=3))
+    folder = write_sequence(seq, tmp_path / "F")
+    cache = FrameCache(tmp_path / "cache")
+    gt = seq.gt
+    kept = (gt.visibility >= 0.6) & (gt.xywh[:, 3] >= 20)
+    every1 = collect_crops([folder], cache, CropConfig(min_height=20, stored_size=(32, 16)))
+    assert len(every1) == int(kept.sum())  # exactly the gt rows that pass both filters
+    taller = collect_crops([folder], cache, CropConfig(min_height=10_000, stored_size=(32, 16)))
+    assert len(taller) == 0
+    every3 = collect_crops(
+        [folder], cache, CropConfig(min_height=20, every=3, stored_size=(32, 16))
+    )
+    frames = sorted(set(every3.frames.tolist()))
+    assert frames == sorted(set(gt.frames[kept].tolist()))[::3]
 
 
 def test_split_identities_is_disjoint_within_and_across_sequences(synth_crops):
@@ -268,7 +284,7 @@ def test_only_detections_the_tracker_asks_for_are_embedded():
     assert calls == {1: [0, 1], 6: [0, 1], 8: [0, 1], 9: [0, 1]}
 
 
-def test_track_cli_with_appearance(tmp_path):
+def test_track_cli_with_appearance(tmp_path, monkeypatch):
     from heatrack.cli import main
     from heatrack.io.mot import read_results
 
@@ -287,10 +303,21 @@ def test_track_cli_with_appearance(tmp_path):
     torch.save({"model": model.state_dict(), "model_config": {"dim": 8}}, ckpt)
     out = tmp_path / "out"
     args = ["track", str(folder), "--detections", str(det), "--output", str(out)]
+    crops = []
+    real_embed = Embedder.embed
+
+    def counting(self, frame, boxes):
+        crops.append(len(boxes))
+        return real_embed(self, frame, boxes)
+
+    monkeypatch.setattr(Embedder, "embed", counting)
     assert main([*args, "--reid", str(ckpt)]) == 0
     with_app = read_results(out / "T1.txt")
+    assert sum(crops) > 0  # the tracker asked for appearance
+    crops.clear()
     assert main(args) == 0
     without = read_results(out / "T1.txt")
+    assert crops == []  # without --reid no frame is read for appearance
     assert len(with_app) > 0 and len(np.unique(with_app.ids)) == len(np.unique(without.ids))
 
 

@@ -7,7 +7,7 @@ from heatrack import Detections, Tracker, TrackerConfig, Tracks
 from heatrack.data.noise import NoiseModel, detections_from_gt
 from heatrack.data.synthetic import SyntheticConfig, render
 from heatrack.eval.mot import SequenceData, evaluate
-from heatrack.pipeline import detections_by_frame, track_detections, tracks_to_rows
+from heatrack.pipeline import detections_by_frame, frames_to_rows, track_detections
 
 
 def box(cx, cy, w=20.0, h=50.0):
@@ -65,7 +65,7 @@ def test_hota_on_noisy_synthetic_sequence_stays_above_floor():
     seq = render(SyntheticConfig(length=120, num_people=10, width=480, height=320, seed=11))
     det = detections_from_gt(seq.gt, 120, 480, 320, NoiseModel(seed=1))
     tracker = Tracker(frame_rate=seq.config.fps)
-    rows = tracks_to_rows(track_detections(detections_by_frame(det, 120), tracker))
+    rows = frames_to_rows(track_detections(detections_by_frame(det, 120), tracker))
     m = evaluate([SequenceData("S", 120, seq.gt, rows)])["S"]
     assert m["HOTA"] > 55 and m["IDF1"] > 65, m
 

@@ -10,7 +10,7 @@ classifier and is what inference returns (L2-normalised). Crops are squashed to 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -108,9 +108,6 @@ class Embedder(_BoxEmbedding, nn.Module):
         except RuntimeError as exc:
             raise WeightsError(f"{path}: weights do not fit the embedder ({exc})") from None
         return model.eval()
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)
 
 
 def crops_to_tensor(crops_bgr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

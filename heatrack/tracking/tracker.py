@@ -339,8 +339,7 @@ class Tracker:
         """(N, D) appearance for the cleaned rows, computed only where it can matter; the
         other rows get zero vectors, which pass no appearance gate and teach nothing."""
         cfg, t = self.config, self._t
-        confident = scores >= cfg.high_score
-        need = confident.copy()
+        need = scores >= cfg.high_score  # only confident rows are matched by appearance
         if len(t):
             pool = (t.status != TENTATIVE) & (t.misses <= self.max_lost_frames)
             near = iou_cost(_xyxy(t.mean[:, :4]), xyxy) < cfg.proximity_gate

@@ -168,7 +168,9 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     calib = train.subset(
         np.random.default_rng(cfg.engine.seed).permutation(len(train))[:2000], relabel=False
     )
-    calib_view = central_view(calib.images, np.mean(cfg.augment.crop_scale), cfg.model.input_size)
+    fraction = float(np.mean(cfg.augment.crop_scale))  # the mean training crop
+    calib_view = central_view(calib.images, fraction, cfg.model.input_size)
+    test_view = central_view(test.images, fraction, cfg.model.input_size)
 
     def on_epoch_end(engine: Engine, epoch: int) -> dict:
         # Thresholds for the tracker, on training people: saved with every checkpoint.
@@ -177,8 +179,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         engine.extra_state["meta"] = {"tracker": tracker}
         if not len(test):
             return dict(tracker)
-        view = central_view(test.images, np.mean(cfg.augment.crop_scale), cfg.model.input_size)
-        metrics = evaluate_embeddings(model.embed_crops(view), test, cfg.evaluation)
+        metrics = evaluate_embeddings(model.embed_crops(test_view), test, cfg.evaluation)
         return {"rank1": metrics["single"]["rank1"], "mAP": metrics["single"]["mAP"], **tracker}
 
     config = dataclasses.asdict(cfg)
