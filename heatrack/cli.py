@@ -135,14 +135,18 @@ def _track_videos(args: argparse.Namespace) -> int:
                         render = VideoOut(
                             args.output / f"{source.name}{suffix}.mp4", source.fps, size
                         )
-                    render.write(painter.draw(item.image, item.index, item.tracks, fps))
+                    render.write(
+                        painter.draw(item.image, item.index, item.tracks, fps, item.detections)
+                    )
                 if args.heatmaps:
                     if heat is None:
                         size = (item.image.shape[1], item.image.shape[0])
                         heat = VideoOut(
                             args.output / f"{source.name}{suffix}.heatmaps.mp4", source.fps, size
                         )
-                    heat.write(heatmap_overlay(item.image, item.heatmap, item.index))
+                    heat.write(
+                        heatmap_overlay(item.image, item.heatmap, item.index, item.detections)
+                    )
                 bar.update(1)
                 bar.set_postfix(fps=f"{fps:.1f}", tracks=len(item.tracks))
             finished = True
@@ -529,8 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="torch",
         help="run the models on torch or on ONNX Runtime (exported on first use, cached)",
     )
-    p.add_argument("--render", action="store_true", help="write an annotated MP4")
-    p.add_argument("--heatmaps", action="store_true", help="write an MP4 of the heatmaps")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="write an annotated MP4 (with a linking detector: motion arrows too)",
+    )
+    p.add_argument(
+        "--heatmaps",
+        action="store_true",
+        help="write an MP4 of the heatmaps (with a linking detector: every detection's arrow)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument(
         "--save-every",

@@ -6,10 +6,17 @@ the fusion and the heads run. A frame appears in up to T windows; its heatmap, s
 maps are the average over all of them, and it is decoded when the last window containing it
 has run (a latency of T - 1 frames). Frames are resized keeping their aspect ratio, so the
 longer side is ``input_long_side``, then padded to a multiple of 32.
+
+A model with the displacement head also predicts, for frame t, where each person was in frame
+t - 1. That head reads only the pair (t - 1, t) of per-frame features, so it runs once per
+frame, when the frame is encoded, not once per window; its map is read at each detection
+(``Detections.displacement``), and the :class:`~heatrack.tracking.links.TrackletLinker` chains
+the detections into tracklets across the overlapping windows (``Detections.tracklets``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -24,6 +31,7 @@ from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from heatrack.models.decode import DecodeConfig, decode_frame
 from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
+from heatrack.tracking.links import LinkConfig, TrackletLinker
 from heatrack.types import Detections
 
 _MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
@@ -36,6 +44,8 @@ class InferenceConfig:
     #: becomes 512x288, which keeps the default model above 20 frames per second on 2 cores).
     input_long_side: int = 512
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    #: Tracklet linking from the displacement head (models that have it).
+    links: LinkConfig = field(default_factory=LinkConfig)
     #: Torch threads (0: leave torch's default).
     threads: int = 0
 
@@ -104,7 +114,10 @@ class Detector:
         t = self.frames
         queue: deque = deque()  # (index, features, size) of frames whose windows are not done
         sums: dict[int, dict[str, torch.Tensor]] = {}
-        counts: dict[int, int] = {}
+        counts: dict[int, dict[str, int]] = {}
+        self._linker = TrackletLinker(self.config.links)
+        links = self.model.config.displacement
+        previous = None  # the last frame's features, for its pair with the next frame
         size, frame_wh = None, None
         for index, image in frames:
             if (image.shape[1], image.shape[0]) != frame_wh:
@@ -117,6 +130,12 @@ class Detector:
                 )
             x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
             feats = self.model.encode(x)
+            if links:
+                if previous is not None and previous.shape == feats.shape:
+                    disp = self.model.displace(previous, feats)[0]
+                    sums.setdefault(index, {})["displacement"] = disp
+                    counts.setdefault(index, {})["displacement"] = 1
+                previous = feats
             queue.append((index, feats, size))
             if len(queue) == t:
                 self._run_window(list(queue), sums, counts)
@@ -129,7 +148,7 @@ class Detector:
 
     def _run_window(self, window, sums, counts) -> None:
         feats = torch.cat([f for _, f, _ in window])[None]  # (1, T, C, h, w)
-        out = self.model.predict(feats)
+        out = self.model.predict(feats, displacement=False)
         seen = set()
         for k, (index, _, _) in enumerate(window):
             if index in seen:
@@ -140,28 +159,35 @@ class Detector:
                 "size": out["size"][0, k],
                 "offset": out["offset"][0, k],
             }
-            if index in sums:
-                for name, m in maps.items():
-                    sums[index][name] = sums[index][name] + m
-            else:
-                sums[index] = maps
-            counts[index] = counts.get(index, 0) + 1
+            frame_sums = sums.setdefault(index, {})
+            frame_counts = counts.setdefault(index, {})
+            for name, m in maps.items():
+                frame_sums[name] = frame_sums[name] + m if name in frame_sums else m
+                frame_counts[name] = frame_counts.get(name, 0) + 1
 
     def _finish(self, item, sums, counts, keep_maps):
         index, _, size = item
         n = counts.pop(index)
-        maps = {name: m / n for name, m in sums.pop(index).items()}
+        maps = {name: m / n[name] for name, m in sums.pop(index).items()}
         dets = decode_frame(
             maps["heatmap"],
             maps["size"],
             maps["offset"],
             scale=(size[2], size[3]),
             config=self.config.decode,
+            displacement=maps.get("displacement"),
         )
+        if self.model.config.displacement:
+            if dets.displacement is None:  # the stream's first frame: nothing before it
+                dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
+            dets = dataclasses.replace(dets, tracklets=self._linker.update(dets, index))
         if not keep_maps:
             return index, dets, None
         rows, cols = self._valid_cells[size]
-        return index, dets, {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
+        kept = {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
+        if "displacement" in maps:  # (2, h, w) in input pixels
+            kept["displacement"] = maps["displacement"][:, :rows, :cols].numpy() * STRIDE
+        return index, dets, kept
 
 
 def load_detector(

@@ -35,11 +35,17 @@ class Detections:
     xyxy: (N, 4) float32 pixel boxes, left, top, right, bottom.
     scores: (N,) float32 confidence, normally in [0, 1].
     embeddings: (N, D) float32 appearance vectors, unit length, or None.
+    displacement: (N, 2) float32 pixels from the box centre to the same person's centre in
+        the previous frame, as a multi-frame detector predicts it, or None.
+    tracklets: (N,) int64 id of the short tracklet the detector linked this box into (-1:
+        none), or None. Ids are unique within one stream, not identities of people.
     """
 
     xyxy: np.ndarray = _array_field(np.float32, (4,))
     scores: np.ndarray = _array_field(np.float32, ())
     embeddings: np.ndarray | None = _array_field(np.float32, (None,), optional=True)
+    displacement: np.ndarray | None = _array_field(np.float32, (2,), optional=True)
+    tracklets: np.ndarray | None = _array_field(np.int64, (), optional=True)
 
     def __post_init__(self) -> None:
         n = None

@@ -60,7 +60,7 @@ def test_only_real_pedestrians_become_positives():
         table[:, 8],
         gt_format="mot17",
     )
-    pos, ign = split_boxes(rows, min_visibility=0.2)
+    pos, ign, _ = split_boxes(rows, min_visibility=0.2)
     np.testing.assert_allclose(pos, [[10, 10, 30, 60]])
     np.testing.assert_allclose(ign, [[100, 10, 120, 60], [300, 10, 320, 60]])  # not the car
 

@@ -19,10 +19,11 @@ def _frames(n, seed=0):
     return [(i + 1, rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)) for i in range(n)]
 
 
-@pytest.mark.parametrize("frames", [1, 3])
-def test_detector_onnx_matches_torch(tmp_path, frames):
+@pytest.mark.parametrize("frames,displacement", [(1, False), (3, False), (3, True)])
+def test_detector_onnx_matches_torch(tmp_path, frames, displacement):
     torch.manual_seed(0)
-    net = HeatmapNet(HeatmapNetConfig(frames=frames, channels=16), pretrained=False).eval()
+    config = HeatmapNetConfig(frames=frames, channels=16, displacement=displacement)
+    net = HeatmapNet(config, pretrained=False).eval()
     with torch.no_grad():
         net.head_out.bias[0] = 0.0  # plenty of peaks to compare
     files = export_detector(net, tmp_path / "det", {"tracker": {"high_score": 0.5}})
@@ -38,6 +39,9 @@ def test_detector_onnx_matches_torch(tmp_path, frames):
         assert len(da) == len(db) and len(da) > 0
         np.testing.assert_allclose(da.xyxy, db.xyxy, atol=1e-2)
         np.testing.assert_allclose(da.scores, db.scores, atol=ATOL)
+        if displacement and i > 1:  # the same vectors, so the same tracklets
+            np.testing.assert_allclose(ma["displacement"], mb["displacement"], atol=1e-3)
+            np.testing.assert_array_equal(da.tracklets, db.tracklets)
 
 
 def test_embedder_onnx_matches_torch(tmp_path):

@@ -11,6 +11,9 @@ Per frame, at the network's output stride:
   is plain background: a negative, never taught as a person.
 - ``index``, ``size``, ``offset``, ``valid`` (K objects, padded): flat cell of each centre,
   log(w / stride), log(h / stride), and the centre's sub-cell offset, for the L1 terms.
+- ``displacement``, ``linked`` (K objects): with identities and the previous frame's centres,
+  the vector in cells from each centre to the same person's centre one frame earlier, and
+  whether that person was there (only those rows teach the displacement head).
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ class TargetConfig:
     min_size: float = 2.0
 
 
-def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray]:
-    """(positives, ignored) xyxy boxes of one frame's gt rows.
+def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positives, ignored, positive ids): xyxy boxes of one frame's gt rows.
 
     Positives: real pedestrians (MOT17: class 1 and conf 1; MOT15: conf != 0) visible enough.
     Ignored: distractor classes and pedestrians below ``min_visibility``.
@@ -51,7 +54,7 @@ def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.nd
     visible = rows.visibility >= min_visibility
     positive = ped & visible
     ignored = rows.ignore_mask() | (ped & ~visible)
-    return rows.xyxy[positive], rows.xyxy[ignored]
+    return rows.xyxy[positive], rows.xyxy[ignored], rows.ids[positive]
 
 
 def render_targets(
@@ -60,8 +63,13 @@ def render_targets(
     out_h: int,
     out_w: int,
     config: TargetConfig = TargetConfig(),
+    ids: np.ndarray | None = None,
+    previous: dict[int, tuple[float, float]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Targets for one frame from xyxy boxes in network-input pixels (see module docstring)."""
+    """Targets for one frame from xyxy boxes in network-input pixels (see module docstring).
+
+    ``ids`` (one per positive) and ``previous`` (identity -> centre in the previous frame,
+    network-input pixels) give the displacement targets."""
     s = config.stride
     heat = np.zeros((out_h, out_w), np.float32)
     mask = np.ones((out_h, out_w), np.float32)
@@ -70,11 +78,15 @@ def render_targets(
     size = np.zeros((k, 2), np.float32)
     offset = np.zeros((k, 2), np.float32)
     valid = np.zeros(k, bool)
+    displacement = np.zeros((k, 2), np.float32)
+    linked = np.zeros(k, bool)
 
     positives = np.asarray(positives, np.float64).reshape(-1, 4)
+    ids = np.full(len(positives), -1) if ids is None else np.asarray(ids).reshape(-1)
+    previous = previous or {}
     tiny = ((positives[:, 2:] - positives[:, :2]) < config.min_size).any(axis=1)
     ignored = np.concatenate([np.asarray(ignored, np.float64).reshape(-1, 4), positives[tiny]])
-    positives = positives[~tiny]
+    positives, ids = positives[~tiny], ids[~tiny]
     for box in ignored:
         x0, y0 = max(int(np.floor(box[0] / s)), 0), max(int(np.floor(box[1] / s)), 0)
         x1, y1 = min(int(np.ceil(box[2] / s)), out_w), min(int(np.ceil(box[3] / s)), out_h)
@@ -84,7 +96,7 @@ def render_targets(
     ys = np.arange(out_h, dtype=np.float32)[:, None]
     xs = np.arange(out_w, dtype=np.float32)[None, :]
     n = 0
-    for box in positives:
+    for box, person in zip(positives, ids.tolist(), strict=True):
         w, h = (box[2] - box[0]) / s, (box[3] - box[1]) / s
         cx, cy = (box[0] + box[2]) / 2 / s, (box[1] + box[3]) / 2 / s
         if w <= 0 or h <= 0 or not (0 <= cx < out_w and 0 <= cy < out_h):
@@ -104,6 +116,10 @@ def render_targets(
             size[n] = np.log(w), np.log(h)
             offset[n] = cx - ix, cy - iy
             valid[n] = True
+            if person in previous:
+                px, py = previous[person]
+                displacement[n] = px / s - cx, py / s - cy
+                linked[n] = True
             n += 1
     mask[heat > config.keep_near_positive] = 1.0
     return {
@@ -113,4 +129,6 @@ def render_targets(
         "size": size,
         "offset": offset,
         "valid": valid,
+        "displacement": displacement,
+        "linked": linked,
     }

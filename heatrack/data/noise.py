@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heatrack.io.mot import MotRows
+from heatrack.types import Detections
 
 
 @dataclass(frozen=True)
@@ -142,3 +143,42 @@ def detections_from_gt(
         visibility=np.ones(n),
         source=f"noisy({gt.source}, seed={model.seed})",
     )
+
+
+def detections_with_displacement(
+    gt: MotRows,
+    length: int,
+    noise: float = 0.0,
+    min_visibility: float = 0.0,
+    seed: int = 0,
+) -> list[tuple[int, Detections]]:
+    """Every frame's pedestrians visible at least ``min_visibility`` as Detections carrying
+    what a detector with the displacement head is taught to predict: the vector from each
+    centre to the same person's centre in the previous frame (where the person was, seen or
+    hidden; zero for someone not in the previous frame's gt), plus Gaussian noise of std
+    ``noise`` times the box height. The stand-in for the network in linker and tracker tests."""
+    rng = np.random.default_rng(seed)
+    people = gt[gt.pedestrian_mask()]
+    by_frame = dict(people.by_frame())
+    out = []
+    for f in range(1, length + 1):
+        r = by_frame.get(f)
+        if r is None:
+            out.append((f, Detections.empty()))
+            continue
+        before = by_frame.get(f - 1)
+        previous = {}
+        if before is not None:
+            centres = (before.xyxy[:, :2] + before.xyxy[:, 2:]) / 2
+            previous = {int(i): c for i, c in zip(before.ids, centres, strict=True)}
+        r = r[r.visibility >= min_visibility]
+        xyxy = r.xyxy
+        centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+        heights = xyxy[:, 3] - xyxy[:, 1]
+        moved = np.zeros((len(r), 2))
+        for k, (i, c) in enumerate(zip(r.ids.tolist(), centres, strict=True)):
+            if i in previous:
+                moved[k] = previous[i] - c
+        moved += rng.normal(0.0, 1.0, moved.shape) * noise * heights[:, None]
+        out.append((f, Detections(xyxy=xyxy, scores=np.ones(len(r)), displacement=moved)))
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from heatrack.types import Tracks
+from heatrack.types import Detections, Tracks
 
 
 def colour_for(track_id: int) -> tuple[int, int, int]:
@@ -48,14 +48,43 @@ class VideoOut:
         os.replace(self.tmp, self.path)
 
 
+#: Displacement arrows are drawn this many times longer than the motion they stand for:
+#: one frame of walking is a few pixels.
+ARROW_SCALE = 4.0
+
+
+def draw_displacements(image: np.ndarray, detections: Detections, colours=None) -> None:
+    """Arrows (in place) in each person's direction of motion: from where the detector says
+    they were one frame earlier (the vector ``ARROW_SCALE`` times longer) to their centre."""
+    if detections.displacement is None or not len(detections):
+        return
+    thick = max(1, int(round(image.shape[0] / 450)))
+    tails = detections.centers + ARROW_SCALE * detections.displacement
+    for k, (start, tip) in enumerate(zip(tails, detections.centers, strict=True)):
+        colour = (255, 255, 255) if colours is None else colours[k]
+        a = tuple(int(round(v)) for v in start)
+        b = tuple(int(round(v)) for v in tip)
+        cv2.arrowedLine(image, a, b, colour, thick, cv2.LINE_AA, tipLength=0.3)
+
+
 class TrackRenderer:
-    """Boxes in per-identity colours, id labels, short trails, frame number and speed."""
+    """Boxes in per-identity colours, id labels, short trails, frame number and speed; with a
+    detector that links frames, each person's predicted displacement as an arrow."""
 
     def __init__(self, trail: int = 30) -> None:
         self.trails: dict[int, deque] = {}
         self.trail = trail
 
-    def draw(self, image: np.ndarray, index: int, tracks: Tracks, fps: float | None) -> np.ndarray:
+    def draw(
+        self,
+        image: np.ndarray,
+        index: int,
+        tracks: Tracks,
+        fps: float | None,
+        detections: Detections | None = None,
+    ) -> np.ndarray:
+        """``detections`` (the frame's, which ``tracks.det_index`` points into) adds the
+        displacement arrows when they carry them."""
         out = image.copy()
         seen = set()
         scale = max(0.4, out.shape[0] / 900)
@@ -78,14 +107,21 @@ class TrackRenderer:
         for tid in list(self.trails):
             if tid not in seen:
                 del self.trails[tid]  # a trail only follows a visible track
+        if detections is not None and detections.displacement is not None:
+            rows = tracks.det_index >= 0
+            colours = [colour_for(int(t)) for t in tracks.ids[rows]]
+            draw_displacements(out, detections[tracks.det_index[rows]], colours)
         text = f"frame {index}" + (f"  {fps:.1f} fps" if fps else "")
         _banner(out, text, scale)
         return out
 
 
-def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, index: int) -> np.ndarray:
+def heatmap_overlay(
+    image: np.ndarray, heatmap: np.ndarray, index: int, detections: Detections | None = None
+) -> np.ndarray:
     """The predicted centre heatmap (at the network's stride, over the frame) coloured over
-    the frame, as the notebook inspected its outputs."""
+    the frame, as the notebook inspected its outputs; with ``detections`` that carry them,
+    every detection's displacement arrow too."""
     h, w = image.shape[:2]
     heat = heatmap
     # Peaks on unseen scenes sit around 0.3-0.6: show 0.5 and above at full strength.
@@ -94,7 +130,11 @@ def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, index: int) -> np.nd
     coloured = cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO)
     alpha = (heat.astype(np.float32) / 255.0)[..., None] * 0.85
     out = (image * (1 - alpha) + coloured * alpha).astype(np.uint8)
-    _banner(out, f"frame {index}  heatmap (0.5 and above at full colour)", max(0.4, h / 900))
+    text = f"frame {index}  heatmap (0.5 and above at full colour)"
+    if detections is not None and detections.displacement is not None:
+        draw_displacements(out, detections)
+        text += f"  arrows: motion from the previous frame x{ARROW_SCALE:g}"
+    _banner(out, text, max(0.4, h / 900))
     return out
 
 

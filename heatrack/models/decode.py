@@ -44,10 +44,12 @@ def decode_frame(
     offset: torch.Tensor,
     scale: tuple[float, float] = (1.0, 1.0),
     config: DecodeConfig = DecodeConfig(),
+    displacement: torch.Tensor | None = None,
 ) -> Detections:
     """One frame: ``heat`` (h, w) probabilities, ``size`` and ``offset`` (2, h, w).
 
-    ``scale`` = (sx, sy) maps network-input pixels to frame pixels.
+    ``scale`` = (sx, sy) maps network-input pixels to frame pixels. ``displacement`` (2, h, w),
+    cells to the previous frame's centre, is read at the peaks into frame pixels.
     """
     scores, rows, cols = peaks(heat, config.top_k)
     keep = scores >= config.score_threshold
@@ -59,7 +61,12 @@ def decode_frame(
     w, h = torch.exp(log_wh[0]) * STRIDE, torch.exp(log_wh[1]) * STRIDE
     xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
     xyxy = xyxy * torch.tensor([scale[0], scale[1], scale[0], scale[1]])
+    moved = None
+    if displacement is not None:
+        moved = displacement[:, rows, cols].T * STRIDE * torch.tensor([scale[0], scale[1]])
+        moved = moved.detach().cpu().numpy().astype(np.float32)
     return Detections(
         xyxy=xyxy.detach().cpu().numpy().astype(np.float32),
         scores=scores.detach().cpu().numpy().astype(np.float32),
+        displacement=moved,
     )

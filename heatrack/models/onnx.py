@@ -40,8 +40,16 @@ class _Head(nn.Module):
         self.net = net
 
     def forward(self, feats):
-        out = self.net.predict(feats)
-        return out["heatmap"], out["size"], out["offset"]
+        return tuple(self.net.predict(feats, displacement=False).values())
+
+
+class _Pair(nn.Module):
+    def __init__(self, net: HeatmapNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, previous, current):
+        return self.net.displace(previous, current)
 
 
 class _Embed(nn.Module):
@@ -80,10 +88,17 @@ def export_detector(net: HeatmapNet, output: str | os.PathLike, meta: dict) -> l
     maps = {k: {0: "b", 3: "fh", 4: "fw"} for k in ("heatmap", "size", "offset")}
     _export(_Head(net), (stacked,), head, ["features"], list(maps),
             {"features": {0: "b", 3: "fh", 4: "fw"}, **maps})  # fmt: skip
+    written = [enc, head]
+    if net.config.displacement:
+        pair = base.with_suffix(".pair.onnx")
+        spatial = {0: "n", 2: "fh", 3: "fw"}
+        _export(_Pair(net), (feats, feats), pair, ["previous", "current"], ["displacement"],
+                {"previous": spatial, "current": spatial, "displacement": spatial})  # fmt: skip
+        written.append(pair)
     info = {"model": "detector", "model_config": _plain(net.config), "meta": meta}
     side = base.with_suffix(".json")
     side.write_text(json.dumps(info, indent=2) + "\n")
-    return [enc, head, side]
+    return [*written, side]
 
 
 def export_embedder(model: Embedder, output: str | os.PathLike, meta: dict) -> list[Path]:
@@ -112,6 +127,9 @@ def _session(path: Path, threads: int = 0):
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    # Idle ORT workers would otherwise spin after every run, taking the cores from the
+    # decoding, embedding and tracking work that runs between the network calls.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -131,6 +149,9 @@ class OnnxHeatmapNet:
         base, self.config, self.meta = _sidecar(base, HeatmapNetConfig)
         self.encoder = _session(base.with_suffix(".encoder.onnx"), threads)
         self.head = _session(base.with_suffix(".head.onnx"), threads)
+        self.pair = None
+        if self.config.displacement:
+            self.pair = _session(base.with_suffix(".pair.onnx"), threads)
 
     def eval(self):
         return self
@@ -139,13 +160,14 @@ class OnnxHeatmapNet:
         (out,) = self.encoder.run(None, {"image": images.contiguous().numpy()})
         return torch.from_numpy(out)
 
-    def predict(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-        heat, size, offset = self.head.run(None, {"features": feats.contiguous().numpy()})
-        return {
-            "heatmap": torch.from_numpy(heat),
-            "size": torch.from_numpy(size),
-            "offset": torch.from_numpy(offset),
-        }
+    def displace(self, previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        feeds = {"previous": previous.contiguous().numpy(), "current": current.contiguous().numpy()}
+        return torch.from_numpy(self.pair.run(None, feeds)[0])
+
+    def predict(self, feats: torch.Tensor, displacement: bool = False) -> dict[str, torch.Tensor]:
+        outputs = self.head.run(None, {"features": feats.contiguous().numpy()})
+        names = [o.name for o in self.head.get_outputs()]
+        return {n: torch.from_numpy(m) for n, m in zip(names, outputs, strict=True)}
 
 
 class OnnxEmbedder(_BoxEmbedding):

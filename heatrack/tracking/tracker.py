@@ -14,9 +14,14 @@ One frame of ``update``:
    observed* box and the confident detections left. After a short miss the Kalman prediction
    may have drifted; where the person was last seen is often the better guess.
 5. Stage 4: tentative tracks against the confident detections left.
-6. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
+6. Detector links: when the detections carry tracklet ids (a detector with the displacement
+   head, :mod:`heatrack.tracking.links`), a track and the detection that continues its
+   tracklet are pulled together in stages 1, 2 and 4, and a detection that continues another
+   track's tracklet is pushed away from this one (``link_weight``). Motion, IoU and appearance
+   still decide what a window cannot see: long occlusions, entries and exits.
+7. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
    the confident detections left, by appearance alone within a motion-plausible distance.
-7. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
+8. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
    matched, lost when missed, and removed after ``max_lost_seconds`` (``reid_max_lost_seconds``
    with embeddings). Unmatched confident detections start tentative tracks.
 
@@ -115,6 +120,11 @@ class TrackerConfig:
     coast_min_run: int = 5
     #: Estimate camera motion from frames and move tracks with it (needs ``frame``).
     camera_motion: bool = False
+    #: Pull of the detector's tracklet links (detections with ``tracklets``), in [0, 1]: the
+    #: cost of a track and the detection continuing its tracklet is scaled by (1 - w), even
+    #: where fast motion left no overlap (the network saw the person move); a detection
+    #: continuing another track's tracklet gets cost + w * (1 - cost). 0 ignores links.
+    link_weight: float = 0.5
 
 
 class _TrackTable:
@@ -133,6 +143,7 @@ class _TrackTable:
         "obs_cov",
         "score",
         "emb_frame",
+        "tracklet",
         "emb",
     )
 
@@ -150,6 +161,7 @@ class _TrackTable:
         self.obs_cov = np.zeros((0, 4, 2, 2))
         self.score = np.zeros(0)
         self.emb_frame = np.zeros(0, np.int64)  # frame of the last appearance update
+        self.tracklet = np.zeros(0, np.int64)  # detector tracklet of the last match, -1 none
         self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
 
     def __len__(self) -> int:
@@ -260,6 +272,9 @@ class Tracker:
         steps = frame_index - self._frame
         self._previous_frame, self._frame = self._frame, frame_index
         kept, xyxy, scores, emb = self._clean(detections, frame)
+        links = None
+        if detections.tracklets is not None and cfg.link_weight > 0:
+            links = detections.tracklets[kept]
         t = self._t
 
         if self.camera is not None and frame is not None:
@@ -282,7 +297,7 @@ class Tracker:
         match = np.full(len(t), -1)  # detection row matched to each track
         free = scores >= cfg.high_score  # confident detections not matched yet
         if len(t) and len(scores):
-            self._associate(match, free, xyxy, scores, emb)
+            self._associate(match, free, xyxy, scores, emb, links)
 
         # Tracks missing for the first time keep their last observed state for the re-update.
         first_miss = (match < 0) & (t.last_frame == self._previous_frame)
@@ -290,6 +305,8 @@ class Tracker:
             t.obs_mean[first_miss] = before_mean[first_miss]
             t.obs_cov[first_miss] = before_cov[first_miss]
         self._apply_matches(match, xyxy, scores, emb)
+        matched = match >= 0
+        t.tracklet[matched] = -1 if links is None else links[match[matched]]
         # Lifecycle: missed confirmed tracks are lost; missed tentative or too old ones go.
         unmatched = match < 0
         t.status[unmatched & (t.status == CONFIRMED)] = LOST
@@ -300,7 +317,12 @@ class Tracker:
             match = match[~dead]
         births = _where(free & (scores >= cfg.new_track_score))
         if len(births):
-            self._start_tracks(xyxy[births], scores[births], None if emb is None else emb[births])
+            self._start_tracks(
+                xyxy[births],
+                scores[births],
+                None if emb is None else emb[births],
+                None if links is None else links[births],
+            )
             match = np.concatenate([match, births])
         return self._report(match, xyxy, scores, emb, kept)
 
@@ -361,9 +383,13 @@ class Tracker:
         emb[rows] = vectors
         return emb
 
-    def _associate(self, match, free, xyxy, scores, emb) -> None:
+    def _associate(self, match, free, xyxy, scores, emb, links) -> None:
         """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used."""
         cfg, t = self.config, self._t
+
+        def linked(cost, pool, dets):
+            return cost if links is None else self._link_cost(cost, pool, links[dets])
+
         pred = _xyxy(t.mean[:, :4])
         status = t.status
         fused = scores if cfg.fuse_score else None
@@ -378,13 +404,13 @@ class Tracker:
             if use_app:
                 app = appearance_cost(t.emb[pool], emb[dets])
                 cost = fuse_appearance(cost, app, cfg.appearance_gate, cfg.proximity_gate)
-            self._assign(match, free, pool, dets, cost, cfg.match_cost)
+            self._assign(match, free, pool, dets, linked(cost, pool, dets), cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
         dets = _where(scores < cfg.high_score)
         pool = _where((match < 0) & (status == CONFIRMED)) if len(dets) else dets
         if len(pool) and len(dets):
-            cost = iou_cost(pred[pool], xyxy[dets])
+            cost = linked(iou_cost(pred[pool], xyxy[dets]), pool, dets)
             self._assign(match, None, pool, dets, cost, cfg.low_match_cost)
 
         # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
@@ -400,6 +426,7 @@ class Tracker:
         dets = _where(free) if len(pool) else pool
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            cost = linked(cost, pool, dets)
             self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
 
         # Stage 5: re-identify long-lost tracks by appearance.
@@ -410,6 +437,16 @@ class Tracker:
                 cost = appearance_cost(t.emb[pool], emb[dets])
                 cost[~self._reid_reachable(pool, xyxy[dets])] = 1.0
                 self._assign(match, free, pool, dets, cost, cfg.reid_cost)
+
+    def _link_cost(self, cost: np.ndarray, pool: np.ndarray, det_links: np.ndarray) -> np.ndarray:
+        """``cost`` with the detector's links applied (see ``TrackerConfig.link_weight``)."""
+        w = self.config.link_weight
+        mine = self._t.tracklet[pool]
+        same = (mine[:, None] == det_links[None, :]) & (det_links[None, :] >= 0)
+        owned = np.isin(det_links, self._t.tracklet[self._t.tracklet >= 0])
+        other = owned[None, :] & ~same
+        cost = np.where(same, cost * (1.0 - w), cost)
+        return np.where(other, cost + w * (1.0 - cost), cost)
 
     @staticmethod
     def _assign(match, free, pool, dets, cost, threshold) -> None:
@@ -513,7 +550,13 @@ class Tracker:
         seen = teach & (np.linalg.norm(emb, axis=1) > 0)  # zero rows: not embedded this frame
         t.emb_frame[rows[seen]] = self._frame
 
-    def _start_tracks(self, xyxy: np.ndarray, scores: np.ndarray, emb: np.ndarray | None) -> None:
+    def _start_tracks(
+        self,
+        xyxy: np.ndarray,
+        scores: np.ndarray,
+        emb: np.ndarray | None,
+        links: np.ndarray | None = None,
+    ) -> None:
         t = self._t
         n = len(xyxy)
         boxes = _cxcywh(xyxy)
@@ -542,6 +585,7 @@ class Tracker:
                     self._frame if emb is not None else np.iinfo(np.int64).min // 2,
                     np.int64,
                 ),
+                "tracklet": np.full(n, -1, np.int64) if links is None else links,
             }
         )
         if emb is not None or t.emb is not None:

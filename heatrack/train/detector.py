@@ -68,10 +68,19 @@ class DetectorTrainConfig:
     #: weighs as much as the heatmap (CenterNet's 0.1 was for raw pixel sizes).
     size_weight: float = 1.0
     offset_weight: float = 1.0
+    #: Weight of the displacement L1 (cells), when the model has the displacement head.
+    displacement_weight: float = 1.0
+    #: Sub-modules of the model kept fixed (e.g. backbone, neck, fusion, head_trunk, head_out
+    #: to teach only a new displacement head on top of a trained detector).
+    freeze: tuple[str, ...] = ()
     model: HeatmapNetConfig = field(default_factory=HeatmapNetConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+
+
+#: Identities given to pasted people (above any ground-truth id).
+PASTE_ID = 1 << 40
 
 
 class _Sequence:
@@ -96,18 +105,31 @@ class _Sequence:
 
 
 def _boxes(rows: MotRows | None, scale: float, width: int, height: int, min_vis: float):
-    """(positives, ignored) xyxy at the cache's scale, clipped to the frame. A person mostly
-    outside the picture (less than ``min_vis`` of the box inside) becomes an ignore region:
-    they are taught where they can be seen, never on the padding."""
+    """(positives, ignored, positive ids): xyxy at the cache's scale, clipped to the frame. A
+    person mostly outside the picture (less than ``min_vis`` of the box inside) becomes an
+    ignore region: they are taught where they can be seen, never on the padding."""
     if rows is None:
-        return np.zeros((0, 4)), np.zeros((0, 4))
-    pos, ign = (b * scale for b in split_boxes(rows, min_vis))
+        return np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0, np.int64)
+    pos, ign, ids = split_boxes(rows, min_vis)
+    pos, ign = pos * scale, ign * scale
     area = (pos[:, 2] - pos[:, 0]) * (pos[:, 3] - pos[:, 1])
     pos_in = clip_to_image(pos, width, height)
     inside = (pos_in[:, 2] - pos_in[:, 0]) * (pos_in[:, 3] - pos_in[:, 1])
     seen = inside >= min_vis * np.maximum(area, 1e-9)
     ign = np.concatenate([clip_to_image(ign, width, height), pos_in[~seen]])
-    return pos_in[seen], ign
+    return pos_in[seen], ign, ids[seen]
+
+
+def _centres(rows: MotRows | None, scale: float, width: int, height: int, affine: np.ndarray):
+    """Identity -> centre of the box clipped to the frame (as a detector would find it), in
+    network-input pixels, for every pedestrian row of a frame (hidden ones too: the
+    displacement target points to where the person is)."""
+    if rows is None:
+        return {}
+    ped = rows.pedestrian_mask()
+    xyxy = clip_to_image(rows.xyxy[ped] * scale, width, height)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2 @ affine[:, :2].T + affine[:, 2]
+    return {int(i): (float(x), float(y)) for i, (x, y) in zip(rows.ids[ped], centre, strict=True)}
 
 
 class ClipDataset(Dataset):
@@ -182,6 +204,7 @@ class ClipDataset(Dataset):
 
         pastes = self._plan_pastes(rng, out_w, out_h) if self.train else []
         images, targets = [], []
+        pasted_before: dict[int, tuple] = {}
         for k in range(self.t):
             frame = np.asarray(seq.frames.get(start + k))
             warped = cv2.warpAffine(
@@ -193,30 +216,36 @@ class ClipDataset(Dataset):
                 borderValue=(114, 114, 114),
             )
             img = warped.astype(np.float32)
-            pasted = [
-                b
-                for b in (
-                    _paste(img, crop, alpha, x0 + k * vx, y0, scale)
-                    for crop, alpha, x0, y0, vx, scale in pastes
-                )
-                if b is not None
-            ]
+            # Pasted people get identities past any gt id, so they teach displacement too.
+            pasted = {
+                PASTE_ID + j: b
+                for j, (crop, alpha, x0, y0, vx, scale) in enumerate(pastes)
+                if (b := _paste(img, crop, alpha, x0 + k * vx, y0, scale)) is not None
+            }
             if c:
                 grey = img.mean(axis=2, keepdims=True)
                 img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
             images.append(img)
-            pos, ign = _boxes(
-                seq.rows.get(start + k), seq.scale, img_w, img_h, self.cfg.targets.min_visibility
-            )
+            rows = seq.rows.get(start + k)
+            pos, ign, ids = _boxes(rows, seq.scale, img_w, img_h, self.cfg.targets.min_visibility)
             pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
             if pasted:
                 # A pasted person hides what is behind: hidden people become ignore regions.
-                new = np.array(pasted, np.float64).reshape(-1, 4)
+                new = np.array(list(pasted.values()), np.float64).reshape(-1, 4)
                 hidden = _covered(pos, new) > 0.5
                 ign = np.concatenate([ign, pos[hidden]])
                 pos = np.concatenate([pos[~hidden], new])
+                ids = np.concatenate([ids[~hidden], list(pasted)])
+            # The clip's first frame has no predecessor inside the window: no displacement.
+            previous = None
+            if k > 0:
+                previous = _centres(seq.rows.get(start + k - 1), seq.scale, img_w, img_h, affine)
+                previous.update(pasted_before)
+            pasted_before = {j: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for j, b in pasted.items()}
             targets.append(
-                render_targets(pos, ign, out_h // STRIDE, out_w // STRIDE, self.cfg.targets)
+                render_targets(
+                    pos, ign, out_h // STRIDE, out_w // STRIDE, self.cfg.targets, ids, previous
+                )
             )
         clip = normalise(np.stack(images))
         batch = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
@@ -325,7 +354,17 @@ def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
         out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid
     )
     loss = heat + cfg.size_weight * size + cfg.offset_weight * offset
-    return loss, {"heatmap": heat.detach(), "size": size.detach(), "offset": offset.detach()}
+    parts = {"heatmap": heat.detach(), "size": size.detach(), "offset": offset.detach()}
+    if "displacement" in out:
+        disp = gather_l1(
+            out["displacement"].flatten(0, 1),
+            index,
+            batch["displacement"].to(device).flatten(0, 1),
+            batch["linked"].to(device).flatten(0, 1),
+        )
+        loss = loss + cfg.displacement_weight * disp
+        parts["displacement"] = disp.detach()
+    return loss, parts
 
 
 def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engine, dict]:
@@ -343,6 +382,8 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
     train_seqs = load(cfg.train_sequences)
     val_seqs = load(cfg.val_sequences)
     model = HeatmapNet(cfg.model)
+    if cfg.freeze:
+        model.freeze(*cfg.freeze)
     train_set = ClipDataset(train_seqs, cfg, train=True, length=cfg.clips_per_epoch)
     val_set = (
         ClipDataset(val_seqs, cfg, train=False, length=min(64, cfg.clips_per_epoch))

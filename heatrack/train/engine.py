@@ -10,6 +10,7 @@ validation metrics), a loss-curve PNG per epoch, atomic checkpoints every
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import time
@@ -21,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Engine:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        params = list(self.model.parameters())
+        params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [{"params": params, "scale": 1.0}]
         backbone = getattr(self.model, "backbone", None)
         if backbone is not None and config.backbone_lr_scale != 1.0:
@@ -155,7 +158,11 @@ class Engine:
         if not path.is_file():
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        if unexpected:
+            raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
+        if missing:  # a part new in this model (a head added for fine-tuning) starts fresh
+            log.info("%s: %d tensors start fresh (%s, ...)", path, len(missing), missing[0])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = state["step"], state["epoch"]
@@ -167,7 +174,11 @@ class Engine:
         """Start from another run's model weights (fine-tuning, a self-training round): the
         optimiser, schedule and counters start afresh."""
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        if unexpected:
+            raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
+        if missing:  # a part new in this model (a head added for fine-tuning) starts fresh
+            log.info("%s: %d tensors start fresh (%s, ...)", path, len(missing), missing[0])
 
     def fit(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,175 @@
+"""End to end on real video: heatrack against OpenCV HOG + ByteTrack, in one run.
+
+For PETS09-S2L1 and TUD-Stadtmitte (the real videos with ground truth in ../shared/data) every
+entry starts from the decoded frames:
+
+  heatrack            shipped detector + shipped embedder + tracker (``heatrack.track``)
+  heatrack, no appearance   the same without the embedder
+  HOG + ByteTrack     OpenCV's HOG people detector (benchmarks/hog_baseline.py, every frame)
+                      tracked by boxmot's ByteTrack with its defaults
+  HOG + heatrack tracker    the same HOG boxes through heatrack's tracker
+
+HOG scores are SVM margins (0 to about 3); trackers want confidences in [0, 1]. Each HOG entry
+is run with score = min(margin / s, 1) for every s in ``--hog-scales`` and the best s by
+combined HOTA is kept (so the baseline is tuned on these very sequences, in its favour).
+
+and, as a reference that needs no detector of ours, ByteTrack and heatrack's tracker on the
+MOT15 public Faster R-CNN detections. TrackEval scores everything (``heatrack.eval.mot``).
+HOG is slow (about 0.37 s per PETS frame); ``--hog DIR`` reuses the detections a previous run
+saved in DIR (written there otherwise).
+
+    .venv/bin/pip install --no-deps -r benchmarks/requirements.txt   # ByteTrack (boxmot)
+    python benchmarks/track_e2e.py --hog outputs/hog-full --json outputs/track_e2e.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hog_baseline import hog_detect  # noqa: E402
+from track_peers import BoxmotPeer, Heatrack, run_tracker  # noqa: E402
+
+from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
+from heatrack.inference import load_detector  # noqa: E402
+from heatrack.io.mot import (  # noqa: E402
+    MotRows,
+    read_detections,
+    read_gt,
+    read_seqinfo,
+    write_results,  # noqa: E402
+)
+from heatrack.io.sources import MotSequenceSource  # noqa: E402
+from heatrack.models.reid import load_embedder  # noqa: E402
+from heatrack.run import track, tracker_config_for  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MOT15" / "train"
+SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte")
+COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+
+
+def heatrack_rows(folder: Path, appearance: bool) -> tuple[MotRows, float]:
+    """Results of the shipped models on a sequence, and frames per second end to end."""
+    detector = load_detector()
+    embedder = load_embedder() if appearance else None
+    config = tracker_config_for(detector, embedder)
+    frames, ids, boxes, scores = [], [], [], []
+    start = time.perf_counter()
+    source = MotSequenceSource(folder)
+    n = 0
+    for index, tracks in track(source, detector, embedder, config=config, appearance=appearance):
+        n += 1
+        frames.append(np.full(len(tracks), index))
+        ids.append(tracks.ids)
+        boxes.append(tracks.xywh)
+        scores.append(tracks.scores)
+    fps = n / (time.perf_counter() - start)
+    frames, ids = np.concatenate(frames), np.concatenate(ids)
+    boxes, scores = np.concatenate(boxes), np.concatenate(scores)
+    m = len(frames)
+    rows = MotRows(frames, ids, boxes, scores, np.ones(m, np.int64), np.ones(m), "heatrack")
+    return rows, fps
+
+
+def hog_detections(folder: Path, cache: Path | None) -> MotRows:
+    """HOG boxes on every frame, from ``cache`` when a previous run saved them there."""
+    name = read_seqinfo(folder).name
+    if cache is not None and (cache / f"{name}.txt").is_file():
+        return read_detections(cache / f"{name}.txt")
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    frames, boxes, scores = [], [], []
+    for index, image in MotSequenceSource(folder):
+        rects, weights = hog_detect(image, hog, 1.5)
+        frames.append(np.full(len(rects), index))
+        boxes.append(rects)
+        scores.append(weights)
+    path = (cache or Path("outputs/hog-full")) / f"{name}.txt"
+    frames = np.concatenate(frames)
+    write_results(
+        path, frames, np.full(len(frames), -1), np.concatenate(boxes), np.concatenate(scores)
+    )
+    return read_detections(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
+    ap.add_argument("--hog", type=Path, help="folder of saved HOG detections (read or written)")
+    ap.add_argument("--hog-scales", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    ap.add_argument("--json", type=Path, help="write all numbers here")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("boxmot").setLevel(logging.ERROR)
+
+    entries: dict[str, list[SequenceData]] = {}
+    speed: dict[str, dict[str, float]] = {}
+    for seq in args.sequences:
+        folder = DATA / seq
+        info = read_seqinfo(folder)
+        gt = read_gt(folder / "gt" / "gt.txt")
+
+        def add(label, rows, seq=seq, info=info, gt=gt):
+            entries.setdefault(label, []).append(SequenceData(seq, info.length, gt, rows))
+
+        for appearance, label in ((True, "heatrack"), (False, "heatrack, no appearance")):
+            rows, fps = heatrack_rows(folder, appearance)
+            add(label, rows)
+            speed.setdefault(label, {})[seq] = fps
+            print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
+        hog = hog_detections(folder, args.hog)
+        sets = [
+            (f"HOG /{s:g}", dataclasses.replace(hog, conf=np.minimum(hog.conf / s, 1.0)))
+            for s in args.hog_scales
+        ]
+        sets.append(("public FRCNN", read_detections(folder / "det" / "det.txt")))
+        for source, dets in sets:
+            for adapter in (BoxmotPeer("bytetrack"), Heatrack(label="heatrack tracker")):
+                add(f"{source} + {adapter.name}", run_tracker(adapter, dets, info)[0])
+
+    table = {label: evaluate(data) for label, data in entries.items()}
+    for tracker in ("ByteTrack", "heatrack tracker"):  # keep the best HOG score scale
+        labels = [k for k in table if k.startswith("HOG /") and k.endswith(tracker)]
+        best = max(labels, key=lambda k: table[k][COMBINED]["HOTA"])
+        for k in labels:
+            if k != best:
+                del table[k]
+    header = "| detections + tracker | sequence | " + " | ".join(COLUMNS) + " | FPS |"
+    lines = [
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores",
+        "",
+        header,
+        "|---|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for label, metrics in table.items():
+        for seq in args.sequences:
+            m = metrics[seq]
+            cells = [f"{m[c]:.2f}" if c != "IDSW" else str(int(m[c])) for c in COLUMNS]
+            fps = speed.get(label, {}).get(seq)
+            lines.append(
+                f"| {label} | {seq} | " + " | ".join(cells) + f" | {fps:.1f} |"
+                if fps
+                else f"| {label} | {seq} | " + " | ".join(cells) + " | - |"
+            )
+    print("\n".join(lines))
+    if args.json:
+        out = {"speed": speed, "metrics": {k: v for k, v in table.items()}}
+        args.json.write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

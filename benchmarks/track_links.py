@@ -1,0 +1,204 @@
+"""What the detector's own links buy: the same detections tracked with and without them.
+
+For each ``--fold SEQ=CHECKPOINT`` (a detector with the displacement head that never saw SEQ in
+training), the detector streams the sequence once, at each window length in ``--frames`` (the
+fusion block is a 3-tap temporal convolution, so one set of weights runs at any T >= 2; each
+frame is still encoded once, only the fusion and heads see the whole window). Its detections
+are then tracked by:
+
+  tracker alone         heatrack's tracker without links (the tracker issue's tracker)
+  tracker + links       the same, taking the detector's tracklet links as a cue
+  nearest links         links from a linker given zero displacements (plain nearest-centre
+                        linking): does the head add anything over proximity?
+  ByteTrack             boxmot's ByteTrack on the same detections
+
+Also reported: detection AP50, link precision (links joining boxes matched to the same gt
+person, among links whose both ends match someone) and streaming frames per second of the
+detector with and without the displacement head and linker (same weights otherwise).
+
+    python benchmarks/track_links.py --fold TUD-Stadtmitte=runs/links-A/last.pt \
+        --fold PETS09-S2L1=runs/links-B/last.pt --frames 3 5 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from track_peers import BoxmotPeer, run_tracker  # noqa: E402
+
+from heatrack.boxes import iou_matrix  # noqa: E402
+from heatrack.config import from_dict  # noqa: E402
+from heatrack.eval.detection import evaluate_detections  # noqa: E402
+from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
+from heatrack.inference import Detector, InferenceConfig  # noqa: E402
+from heatrack.io.mot import MotRows, read_gt, read_seqinfo  # noqa: E402
+from heatrack.io.sources import MotSequenceSource  # noqa: E402
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig  # noqa: E402
+from heatrack.models.weights import read_weights, shipped_weights  # noqa: E402
+from heatrack.run import tracker_config_for  # noqa: E402
+from heatrack.tracking.links import TrackletLinker  # noqa: E402
+from heatrack.tracking.tracker import Tracker, TrackerConfig  # noqa: E402
+from heatrack.types import Detections  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MOT15" / "train"
+SHIPPED = read_weights(shipped_weights("detector"))[2]
+COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+
+
+def load(checkpoint: str, frames: int, displacement: bool = True) -> Detector:
+    """The checkpoint's detector run with ``frames``-frame windows (with or without its
+    displacement head)."""
+    state, model_cfg, meta = read_weights(checkpoint)
+    cfg = from_dict(HeatmapNetConfig, model_cfg)
+    cfg = dataclasses.replace(cfg, frames=frames, displacement=displacement and cfg.displacement)
+    net = HeatmapNet(cfg, pretrained=False)
+    if not cfg.displacement:
+        state = {k: v for k, v in state.items() if not k.startswith("displacement.")}
+    net.load_state_dict(state)
+    detector = Detector(net, InferenceConfig(threads=torch.get_num_threads()))
+    detector.meta = meta
+    return detector
+
+
+def stream(detector: Detector, folder: Path) -> tuple[list[tuple[int, Detections]], float]:
+    """Every frame's detections, and frames per second of the detector alone (decoded frames
+    are read first, so decoding is not counted)."""
+    frames = list(MotSequenceSource(folder))
+    start = time.perf_counter()
+    out = [(index, dets) for index, dets, _ in detector.stream(frames)]
+    return out, len(frames) / (time.perf_counter() - start)
+
+
+def as_rows(dets: list[tuple[int, Detections]]) -> MotRows:
+    frames = np.concatenate([np.full(len(d), f) for f, d in dets])
+    xywh = np.concatenate([d.xywh for _, d in dets])
+    conf = np.concatenate([d.scores for _, d in dets])
+    n = len(frames)
+    return MotRows(frames, np.full(n, -1), xywh, conf, np.ones(n, np.int64), np.ones(n))
+
+
+def track(dets, config, fps, relink: bool = False) -> MotRows:
+    tracker = Tracker(config, frame_rate=fps)
+    linker = TrackletLinker()
+    frames, ids, boxes = [], [], []
+    for f, d in dets:
+        if relink:  # nearest-centre links: the same linker, blind to the head's vectors
+            zero = dataclasses.replace(d, displacement=np.zeros((len(d), 2)))
+            d = dataclasses.replace(d, tracklets=linker.update(zero, f))
+        t = tracker.update(d, frame_index=f)
+        frames.append(np.full(len(t), f))
+        ids.append(t.ids)
+        boxes.append(t.xywh)
+    frames, ids, boxes = np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes)
+    n = len(frames)
+    return MotRows(frames, ids, boxes, np.ones(n), np.ones(n, np.int64), np.ones(n))
+
+
+def link_precision(dets, gt: MotRows) -> tuple[float, int]:
+    """Share of links (a tracklet continued from one detected frame to the next) whose ends
+    match the same gt person (IoU >= 0.5), among links whose both ends match someone."""
+    gt_by = dict(gt[gt.pedestrian_mask()].by_frame())
+    owner: dict[int, int] = {}
+    right = total = 0
+    for f, d in dets:
+        g = gt_by.get(f)
+        person = np.full(len(d), -1)
+        if g is not None and len(d):
+            iou = iou_matrix(d.xyxy.astype(np.float64), g.xyxy)
+            best = iou.argmax(axis=1)
+            person = np.where(iou.max(axis=1) >= 0.5, g.ids[best], -1)
+        for tracklet, p in zip(d.tracklets.tolist(), person.tolist(), strict=True):
+            before = owner.get(tracklet, -1)
+            if before >= 0 and p >= 0:
+                total += 1
+                right += before == p
+            owner[tracklet] = p
+    return right / max(total, 1), total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--fold", action="append", required=True, metavar="SEQ=CHECKPOINT")
+    ap.add_argument("--frames", type=int, nargs="+", default=[3])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("boxmot").setLevel(logging.ERROR)
+    folds = dict(f.split("=", 1) for f in args.fold)
+    results: dict = {}
+    lines = [
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads} torch threads",
+        "",
+        "| sequence | T | tracking | " + " | ".join(COLUMNS) + " |",
+        "|---|---:|---|" + "---:|" * len(COLUMNS),
+    ]
+    speed_lines = [
+        "| sequence | T | AP50 | link precision (links) | detector FPS | with head + linker |"
+        " cost |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for seq, checkpoint in folds.items():
+        folder = DATA / seq
+        info = read_seqinfo(folder)
+        gt = read_gt(folder / "gt" / "gt.txt")
+        for t in args.frames:
+            detector = load(checkpoint, t)
+            # Training checkpoints carry no thresholds: the shipped detector's (same recipe,
+            # same score scale). This also lowers the decode threshold to the low stage's.
+            config = tracker_config_for(detector, None, TrackerConfig(**SHIPPED["tracker"]))
+            dets, fps_links = stream(detector, folder)
+            plain = load(checkpoint, t, displacement=False)
+            plain.config = detector.config
+            _, fps_plain = stream(plain, folder)
+            ap50 = evaluate_detections(gt, as_rows(dets))["AP50"]
+            precision, links = link_precision(dets, gt)
+            alone = dataclasses.replace(config, link_weight=0.0)
+            runs = {
+                "tracker alone": track(dets, alone, info.frame_rate),
+                "tracker + links": track(dets, config, info.frame_rate),
+                "nearest links": track(dets, config, info.frame_rate, relink=True),
+                "ByteTrack": run_tracker(BoxmotPeer("bytetrack"), as_rows(dets), info)[0],
+            }  # fmt: skip
+            for label, rows in runs.items():
+                m = evaluate([SequenceData(seq, info.length, gt, rows)])[COMBINED]
+                results.setdefault(seq, {}).setdefault(t, {})[label] = m
+                cells = [f"{m[c]:.2f}" if c != "IDSW" else str(int(m[c])) for c in COLUMNS]
+                lines.append(f"| {seq} | {t} | {label} | " + " | ".join(cells) + " |")
+                print(lines[-1], flush=True)
+            results[seq][t]["speed"] = {
+                "AP50": ap50,
+                "link_precision": precision,
+                "links": links,
+                "fps_plain": fps_plain,
+                "fps_links": fps_links,
+            }
+            speed_lines.append(
+                f"| {seq} | {t} | {ap50:.3f} | {precision:.3f} ({links}) | {fps_plain:.1f} "
+                f"| {fps_links:.1f} | {100 * (fps_plain / fps_links - 1):+.1f}% |"
+            )
+            print(speed_lines[-1], flush=True)
+    print("\n".join(lines + [""] + speed_lines))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
