@@ -8,6 +8,7 @@ held-out sequences, against OpenCV's HOG on the same frames. Results go to
 
     python benchmarks/detector_folds.py --fold A --runs runs/folds
     python benchmarks/detector_folds.py --fold A --runs runs/folds --eval-only
+    python benchmarks/detector_folds.py --fold A --epochs 6 --name t1 --set model.frames=1
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main() -> None:
         "--extra-train", nargs="*", default=[], help="more train sequences (e.g. pseudo-labelled)"
     )
     ap.add_argument("--name", help="run name (default: fold-<fold>)")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides"
+    )
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--step", type=int, default=1, help="evaluate every step-th labelled frame")
     args = ap.parse_args()
@@ -64,6 +68,8 @@ def main() -> None:
         ]  # fmt: skip
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
+        for item in args.set:
+            cmd += ["--set", item]
         subprocess.run(cmd, check=True)
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "detector_ap.py"), "--checkpoint",
@@ -75,7 +81,9 @@ def main() -> None:
         f"# Detector fold {args.fold}: held out {', '.join(held)}\n\n"
         f"Trained on: {', '.join(train)}.\n\n"
         f"Command: `python benchmarks/detector_folds.py --fold {args.fold}"
-        f"{' --name ' + args.name if args.name else ''}`\n\n{out.stdout}"
+        f"{' --name ' + args.name if args.name else ''}"
+        f"{''.join(' --set ' + x for x in args.set)}"
+        f"{' --epochs ' + str(args.epochs) if args.epochs else ''}`\n\n{out.stdout}"
     )
     print(report)
     results = ROOT / "benchmarks" / "results"

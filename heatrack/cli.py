@@ -304,7 +304,7 @@ def _train_config(config_type, args: argparse.Namespace, held_out_field: str):
     """Load a training YAML and apply the command-line overrides shared by every model."""
     from heatrack.config import load_config
 
-    cfg = load_config(config_type, args.config)
+    cfg = load_config(config_type, args.config, overrides=tuple(args.set or ()))
     engine = cfg.engine
     if args.out_dir:
         engine = dataclasses.replace(engine, out_dir=str(args.out_dir))
@@ -448,6 +448,13 @@ def _add_train_arguments(t, config_name: str, held_out_flag: str, held_out_help:
     )
     t.add_argument("--out-dir", type=Path, help="run folder (overrides engine.out_dir)")
     t.add_argument("--epochs", type=int, help="override engine.epochs")
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any config field, dotted, value read as YAML (e.g. model.frames=1); "
+        "repeatable",
+    )
     t.add_argument("--train-sequences", nargs="+", metavar="SEQ", help="override train_sequences")
     t.add_argument(
         held_out_flag, dest="held_out", nargs="*", metavar="SEQ", help=f"override {held_out_help}"

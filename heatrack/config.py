@@ -34,10 +34,34 @@ def from_dict(cls: type[T], values: dict, source: str = "config") -> T:
     return cls(**kwargs)
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None, section: str | None = None) -> T:
-    """Read ``path`` (YAML) into ``cls``; ``section`` picks one top-level key. None -> defaults."""
+def apply_overrides(data: dict, overrides, source: str = "--set") -> dict:
+    """``data`` with each ``dotted.key=value`` of ``overrides`` set (the value read as YAML, so
+    ``model.frames=1`` is an int and ``freeze=[neck]`` a list)."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{source}: expected KEY=VALUE, got {item!r}")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[parts[-1]] = yaml.safe_load(text)
+    return data
+
+
+def load_config(
+    cls: type[T],
+    path: str | os.PathLike | None,
+    section: str | None = None,
+    overrides: tuple[str, ...] = (),
+) -> T:
+    """Read ``path`` (YAML) into ``cls``; ``section`` picks one top-level key; ``overrides``
+    are ``dotted.key=value`` settings applied on top. No path -> defaults (plus overrides)."""
     if path is None:
-        return cls()
+        return from_dict(cls, apply_overrides({}, overrides)) if overrides else cls()
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -47,4 +71,4 @@ def load_config(cls: type[T], path: str | os.PathLike | None, section: str | Non
         data = data.get(section, {}) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of {cls.__name__} keys")
-    return from_dict(cls, data, str(path))
+    return from_dict(cls, apply_overrides(data, overrides), str(path))

@@ -75,8 +75,14 @@ def test_shipped_tracker_yaml_lists_the_real_defaults():
     from heatrack.config import load_config
     from heatrack.tracking.tracker import TrackerConfig
 
+    import dataclasses
+
+    import yaml
+
     path = Path(__file__).resolve().parents[1] / "configs" / "tracker.yaml"
     assert load_config(TrackerConfig, path, section="tracker") == TrackerConfig()
+    listed = set(yaml.safe_load(path.read_text())["tracker"])
+    assert listed == {f.name for f in dataclasses.fields(TrackerConfig)}
 
 
 def test_detector_yaml_loads_into_nested_configs():
@@ -90,3 +96,25 @@ def test_detector_yaml_loads_into_nested_configs():
     )
     assert cfg.model.frames == 3 and cfg.engine.epochs == 30 and cfg.input_size == (448, 256)
     assert cfg.train_sequences and cfg.val_sequences
+
+
+def test_config_overrides_set_nested_fields_with_yaml_values(tmp_path):
+    from pathlib import Path
+
+    import pytest
+
+    from heatrack.config import load_config
+    from heatrack.train.detector import DetectorTrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "detector.yaml"
+    cfg = load_config(
+        DetectorTrainConfig,
+        path,
+        overrides=("model.frames=1", "freeze=[backbone, neck]", "engine.lr=0.01"),
+    )
+    assert cfg.model.frames == 1 and cfg.model.channels == 32  # siblings kept
+    assert cfg.freeze == ("backbone", "neck") and cfg.engine.lr == 0.01
+    with pytest.raises(ValueError, match="unknown HeatmapNetConfig keys"):
+        load_config(DetectorTrainConfig, path, overrides=("model.frame=1",))
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        load_config(DetectorTrainConfig, path, overrides=("model.frames",))
