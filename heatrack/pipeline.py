@@ -104,7 +104,7 @@ def track_public_detections(
     """Track one sequence from its detection file; returns (sequence name, result rows).
 
     Frames are read only when needed: camera-motion compensation, or appearance from
-    ``embedder`` (anything with ``embed(frame, boxes)`` and ``config.dim``).
+    ``embedder`` (anything with ``embed(frame, boxes)``).
     """
     info = read_seqinfo(folder)
     dets = read_detections(det_path)

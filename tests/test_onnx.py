@@ -44,12 +44,16 @@ def test_detector_onnx_matches_torch(tmp_path, frames, displacement):
             np.testing.assert_array_equal(da.tracklets, db.tracklets)
 
 
-def test_embedder_onnx_matches_torch(tmp_path):
+@pytest.mark.parametrize("colour_weight", [0.0, 0.7])
+def test_embedder_onnx_matches_torch(tmp_path, colour_weight):
     torch.manual_seed(0)
-    model = Embedder(EmbedderConfig(dim=16, input_size=(64, 32)), pretrained=False).eval()
+    config = EmbedderConfig(dim=16, input_size=(64, 32), colour_weight=colour_weight)
+    model = Embedder(config, pretrained=False).eval()
     export_embedder(model, tmp_path / "emb", {"tracker": {"appearance_gate": 0.1}})
     onnx_model = OnnxEmbedder(tmp_path / "emb")
     frame = _frames(1)[0][1]
     boxes = np.array([[10, 10, 50, 100], [100, 5, 150, 110], [0, 0, 30, 30]], float)
-    np.testing.assert_allclose(model.embed(frame, boxes), onnx_model.embed(frame, boxes), atol=ATOL)
+    ours = model.embed(frame, boxes)
+    assert ours.shape == (3, config.output_dim)
+    np.testing.assert_allclose(ours, onnx_model.embed(frame, boxes), atol=ATOL)
     assert onnx_model.meta["tracker"]["appearance_gate"] == 0.1

@@ -337,3 +337,27 @@ def test_appearance_thresholds_follow_the_embedders_own_scale():
         passed = (cost[np.triu(diff, 1)] < t["appearance_gate"]).mean()
         assert passed == pytest.approx(0.01, abs=0.002)
         assert t["reid_cost"] < t["appearance_gate"]
+
+
+def test_colour_mix_weights_network_and_clothing_colour_similarities():
+    import dataclasses
+
+    from heatrack.models.reid import Embedder, EmbedderConfig, colour_histograms
+
+    torch.manual_seed(0)
+    model = Embedder(EmbedderConfig(dim=16), pretrained=False).eval()
+    rng = np.random.default_rng(0)
+    red, blue = np.zeros((128, 64, 3), np.uint8), np.zeros((128, 64, 3), np.uint8)
+    red[..., 2], blue[..., 0] = 200, 200
+    crops = np.stack([red, red + rng.integers(0, 20, red.shape, dtype=np.uint8), blue])
+    plain = model.embed_crops(crops).astype(np.float64)
+    colour = colour_histograms(crops)
+    assert colour[0] @ colour[1] > 0.5 and abs(colour[0] @ colour[2]) < 1e-9
+    model.config = dataclasses.replace(model.config, colour_weight=0.7)
+    mixed = model.embed_crops(crops).astype(np.float64)
+    assert mixed.shape == (3, model.config.output_dim) == (3, 16 + 2 * 16 * 4 * 4)
+    np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, atol=1e-5)
+    expected = 0.3 * plain @ plain.T + 0.7 * colour @ colour.T
+    np.testing.assert_allclose(mixed @ mixed.T, expected, atol=1e-5)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    assert model.embed(frame, np.zeros((0, 4))).shape == (0, model.config.output_dim)

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
-from heatrack.models.reid import Embedder, EmbedderConfig, _BoxEmbedding, crops_to_tensor
+from heatrack.models.reid import (
+    Embedder,
+    EmbedderConfig,
+    _BoxEmbedding,
+    crops_to_tensor,
+    with_colour,
+)
 
 OPSET = 17
 
@@ -182,7 +188,9 @@ class OnnxEmbedder(_BoxEmbedding):
         for i in range(0, len(crops_bgr), batch):
             x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size).numpy()
             out.append(self.session.run(None, {"crops": x})[0])
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.dim))
+        if not out:
+            return np.zeros((0, self.config.output_dim), np.float32)
+        return with_colour(np.concatenate(out).astype(np.float32), crops_bgr, self.config)
 
 
 def cache_dir() -> Path:

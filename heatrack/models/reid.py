@@ -5,6 +5,12 @@ MobileNetV2 from the same ImageNet weights as the detector (with its final 1x1 c
 before the batch norm feeds the triplet loss, the normalised one after it feeds the identity
 classifier and is what inference returns (L2-normalised). Crops are squashed to a fixed
 (height, width), small by default for CPU speed.
+
+With ``colour_weight`` w > 0 the returned vector also carries an HSV histogram of the
+clothing colours (upper and lower half of the crop), scaled so that the cosine similarity of
+two vectors is (1 - w) cos(network) + w cos(colour). On the few cameras we can train on, the
+network alone learns shape more than colour, and the plain histogram is a strong cue for
+people in one video; the mix beats both (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -36,6 +42,44 @@ class EmbedderConfig:
     #: Context kept around a box when cropping a frame, as a fraction of its size per side;
     #: matches the mean view of the training crops (stored with 6% margin, cropped to 92.5%).
     context: float = 0.02
+    #: Share of the similarity given to the clothing-colour histogram (0: network only).
+    colour_weight: float = 0.0
+    #: Hue, saturation, value bins of that histogram, per half of the crop.
+    colour_bins: tuple[int, int, int] = (16, 4, 4)
+
+    @property
+    def output_dim(self) -> int:
+        """Length of the returned vectors: ``dim``, plus the histogram's when colour is on."""
+        colour = 2 * int(np.prod(self.colour_bins)) if self.colour_weight > 0 else 0
+        return self.dim + colour
+
+
+def colour_histograms(crops_bgr: np.ndarray, bins=(16, 4, 4)) -> np.ndarray:
+    """HSV histograms of the upper and lower half of each crop, concatenated, unit length
+    after a square root (Hellinger): the classical clothing-colour appearance model."""
+    out = np.zeros((len(crops_bgr), 2 * int(np.prod(bins))), np.float64)
+    for k, crop in enumerate(crops_bgr):
+        hsv = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2HSV)
+        h = len(hsv) // 2
+        out[k] = np.concatenate(
+            [
+                cv2.calcHist([half], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
+                for half in (hsv[:h], hsv[h:])
+            ]
+        )
+    out = np.sqrt(out)
+    return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
+
+
+def with_colour(vectors: np.ndarray, crops_bgr: np.ndarray, config: EmbedderConfig) -> np.ndarray:
+    """Network vectors extended by the crops' colour histograms, weighted as the config says
+    (unchanged when ``colour_weight`` is 0)."""
+    w = config.colour_weight
+    if w <= 0:
+        return vectors
+    colour = colour_histograms(crops_bgr, config.colour_bins)
+    fused = np.concatenate([np.sqrt(1 - w) * vectors, np.sqrt(w) * colour], axis=1)
+    return fused.astype(np.float32)
 
 
 class _BoxEmbedding:
@@ -46,7 +90,7 @@ class _BoxEmbedding:
         """Unit vectors (N, D) float32 for the pixel boxes of one BGR frame."""
         boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
         if not len(boxes):
-            return np.zeros((0, self.config.dim), np.float32)
+            return np.zeros((0, self.config.output_dim), np.float32)
         size, margin = self.config.input_size, self.config.context
         crops = np.stack([cut_crop(image_bgr, b, size, margin) for b in boxes])
         return self.embed_crops(crops, batch)
@@ -90,7 +134,9 @@ class Embedder(_BoxEmbedding, nn.Module):
             x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size)
             out.append(self(x)["embedding"].numpy())
         self.train(was_training)
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config.dim))
+        if not out:
+            return np.zeros((0, self.config.output_dim), np.float32)
+        return with_colour(np.concatenate(out).astype(np.float32), crops_bgr, self.config)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> Embedder:
