@@ -16,9 +16,11 @@ import dataclasses
 import time
 from pathlib import Path
 
+from heatrack.data.reid import CropConfig, collect_crops
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
+from heatrack.io.cache import FrameCache
 from heatrack.io.mot import read_gt, read_seqinfo
-from heatrack.models.reid import load_embedder
+from heatrack.models.reid import calibrate, load_embedder
 from heatrack.pipeline import track_public_detections
 from heatrack.tracking.tracker import TrackerConfig
 
@@ -32,6 +34,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--fold", action="append", required=True, metavar="SEQ=CHECKPOINT")
+    ap.add_argument(
+        "--colour-weight",
+        type=float,
+        default=0.0,
+        help="mix in clothing colour (EmbedderConfig.colour_weight); thresholds are then "
+        "recalibrated on the other real sequence's people",
+    )
+    ap.add_argument("--cache-dir", type=Path, default=ROOT / "cache" / "frames")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_reid.md")
     args = ap.parse_args()
     folds = dict(f.split("=", 1) for f in args.fold)
@@ -47,7 +57,15 @@ def main() -> None:
         info = read_seqinfo(folder)
         gt = read_gt(folder / "gt" / "gt.txt")
         embedder = load_embedder(ckpt)
-        for label, emb in (("none", None), (f"embedder ({Path(ckpt).parent.name})", embedder)):
+        if args.colour_weight > 0:
+            embedder.config = dataclasses.replace(embedder.config, colour_weight=args.colour_weight)
+            others = [DATA / s for s in folds if s != seq]
+            crops = collect_crops(others, FrameCache(args.cache_dir), CropConfig())
+            embedder.meta = {**embedder.meta, "tracker": calibrate(embedder, crops)}
+        name = f"embedder ({Path(ckpt).parent.name})"
+        if args.colour_weight > 0:
+            name = f"embedder + colour {args.colour_weight:g} ({Path(ckpt).parent.name})"
+        for label, emb in (("none", None), (name, embedder)):
             t = time.perf_counter()
             run_config = config
             if emb is not None:  # the embedder's own calibrated thresholds

@@ -70,14 +70,13 @@ def test_console_script_runs_as_module():
 
 
 def test_shipped_tracker_yaml_lists_the_real_defaults():
+    import dataclasses
     from pathlib import Path
+
+    import yaml
 
     from heatrack.config import load_config
     from heatrack.tracking.tracker import TrackerConfig
-
-    import dataclasses
-
-    import yaml
 
     path = Path(__file__).resolve().parents[1] / "configs" / "tracker.yaml"
     assert load_config(TrackerConfig, path, section="tracker") == TrackerConfig()

@@ -69,3 +69,16 @@ def test_assign_matches_brute_force_on_random_costs():
             best = min(best, sum(padded[i, perm[i]] - thr for i in range(k)))
         assert got == pytest.approx(best)
         assert all(cost[r, c] < thr for r, c in matches)
+
+
+def test_appearance_cannot_override_a_clear_motion_winner():
+    # Track 0 overlaps detection 0 far better than anything else; track 1 is torn between
+    # detections 1 and 2. Appearance (very close for track 0 to detection 1) may only decide
+    # the ambiguous track.
+    motion = np.array([[0.1, 0.45, 0.9], [0.9, 0.30, 0.32]])
+    appearance = np.array([[0.2, 0.01, 0.9], [0.9, 0.9, 0.02]])
+    free = fuse_appearance(motion, appearance, appearance_gate=0.05, proximity_gate=0.5)
+    assert free[0, 1] == 0.01  # without the margin, appearance pulls track 0 away
+    kept = fuse_appearance(motion, appearance, 0.05, 0.5, clear_margin=0.1)
+    assert kept[0, 1] == 0.45 and kept[0, 0] == 0.1
+    assert kept[1, 2] == 0.02  # the ambiguous track still gets appearance's help

@@ -220,3 +220,12 @@ def appearance_thresholds(
         raise ValueError(f"only {len(values)} pairs of different people to calibrate on")
     gate, reid = np.percentile(values, [1.0, 0.2])
     return {"appearance_gate": round(float(gate), 4), "reid_cost": round(float(reid), 4)}
+
+
+def calibrate(embedder, crops) -> dict[str, float]:
+    """``appearance_thresholds`` of ``embedder`` on labelled ``crops`` (a ``data.reid.Crops``)
+    of people it may have trained on, seen as the tracker will see them."""
+    from heatrack.data.reid import EVAL_VIEW, central_view
+
+    view = central_view(crops.images, EVAL_VIEW, embedder.config.input_size)
+    return appearance_thresholds(embedder.embed_crops(view), crops.labels, crops.sequences)

@@ -51,16 +51,36 @@ def appearance_cost(track_emb: np.ndarray, det_emb: np.ndarray) -> np.ndarray:
 
 
 def fuse_appearance(
-    motion: np.ndarray, appearance: np.ndarray, appearance_gate: float, proximity_gate: float
+    motion: np.ndarray,
+    appearance: np.ndarray,
+    appearance_gate: float,
+    proximity_gate: float,
+    clear_margin: float = 0.0,
 ) -> np.ndarray:
     """Min of motion and appearance cost, where appearance counts only when it is both close
     enough (< ``appearance_gate``) and supported by overlap (motion cost < ``proximity_gate``).
 
     Gating keeps a look-alike far away from stealing an identity, while a confident
-    appearance match may rescue a poor IoU after erratic motion.
+    appearance match may rescue a poor IoU after erratic motion. With ``clear_margin`` > 0,
+    a pair that motion alone already decides (its cost beats every other in its row and its
+    column by the margin) is left to motion: appearance may not pull that track or that
+    detection elsewhere; it only speaks where overlap is ambiguous.
     """
     app = appearance.copy()
     app[(appearance >= appearance_gate) | (motion >= proximity_gate)] = 1.0
+    if clear_margin > 0 and motion.size:
+        rows = np.arange(len(motion))
+        best = motion.argmin(axis=1)
+        best_cost = motion[rows, best]
+        others = motion.copy()
+        others[rows, best] = np.inf
+        row_gap = others.min(axis=1) - best_cost
+        column = motion[:, best]  # column of each row's best detection, every row
+        column[rows, rows] = np.inf  # but the row itself
+        col_gap = column.min(axis=0) - best_cost
+        clear = (row_gap >= clear_margin) & (col_gap >= clear_margin) & (best_cost < proximity_gate)
+        app[rows[clear]] = 1.0
+        app[:, best[clear]] = 1.0
     return np.minimum(motion, app)
 
 

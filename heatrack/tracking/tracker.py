@@ -98,6 +98,9 @@ class TrackerConfig:
     appearance_gate: float = 0.25
     #: Appearance only counts where the IoU cost is below this (the pair overlaps somewhat).
     proximity_gate: float = 0.5
+    #: A track and detection whose motion cost beats every rival in their row and column by
+    #: this margin are left to motion: appearance only decides ambiguous overlaps (0: off).
+    appearance_clear_margin: float = 0.1
     #: Stage-5 re-identification threshold on appearance cost alone.
     reid_cost: float = 0.15
     #: Stage-5 motion gate: the new centre must lie within this many box heights of the last
@@ -403,7 +406,9 @@ class Tracker:
             cost = motion_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
             if use_app:
                 app = appearance_cost(t.emb[pool], emb[dets])
-                cost = fuse_appearance(cost, app, cfg.appearance_gate, cfg.proximity_gate)
+                cost = fuse_appearance(
+                    cost, app, cfg.appearance_gate, cfg.proximity_gate, cfg.appearance_clear_margin
+                )
             self._assign(match, free, pool, dets, linked(cost, pool, dets), cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
