@@ -150,7 +150,8 @@ def test_linker_bridges_a_missed_frame_under_constant_velocity():
     linker = TrackletLinker(LinkConfig(max_gap=2))
     first = linker.update(_dets([(100.0, 100.0)], np.zeros((1, 2))), 1)
     second = linker.update(_dets([(108.0, 100.0)], [[-8.0, 0.0]]), 2)
-    linker.update(Detections.empty(), 3)  # the detector missed the person
+    nobody = Detections(np.zeros((0, 4)), np.zeros(0), displacement=np.zeros((0, 2)))
+    assert len(linker.update(nobody, 3)) == 0  # the detector missed the person
     fourth = linker.update(_dets([(124.0, 100.0)], [[-8.0, 0.0]]), 4)
     assert first[0] == second[0] == fourth[0]
     # Beyond max_gap the tracklet is not continued.

@@ -64,9 +64,11 @@ class TrackletLinker:
         n = len(detections)
         centres = detections.centers.astype(np.float64)
         ids = np.full(n, -1, np.int64)
+        step = np.zeros((n, 2))
+        if detections.displacement is not None:
+            step = detections.displacement.astype(np.float64)
         if detections.displacement is not None and n:
             heights = np.maximum(detections.xyxy[:, 3] - detections.xyxy[:, 1], 1.0)
-            step = detections.displacement.astype(np.float64)
             for frame, prev_centres, prev_ids, continued, prev_v, known in reversed(self._history):
                 gap = frame_index - frame
                 if gap > self.config.max_gap + 1:
