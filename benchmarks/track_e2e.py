@@ -60,9 +60,12 @@ SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte")
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
-def heatrack_rows(folder: Path, appearance: bool) -> tuple[MotRows, float]:
-    """Results of the shipped models on a sequence, and frames per second end to end."""
-    detector = load_detector()
+def heatrack_rows(folder: Path, appearance: bool, checkpoint=None) -> tuple[MotRows, float]:
+    """Results of the shipped models (or the detector ``checkpoint``) on a sequence, and
+    frames per second end to end."""
+    detector = load_detector(checkpoint)
+    if checkpoint is not None and "tracker" not in detector.meta:  # training checkpoints
+        detector.meta = {**detector.meta, "tracker": load_detector().meta["tracker"]}
     embedder = load_embedder() if appearance else None
     config = tracker_config_for(detector, embedder)
     frames, ids, boxes, scores = [], [], [], []
@@ -110,6 +113,11 @@ def main() -> None:
     )
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     ap.add_argument("--hog", type=Path, help="folder of saved HOG detections (read or written)")
+    ap.add_argument(
+        "--checkpoint",
+        help="a detector checkpoint instead of the shipped one (e.g. a fold that never saw "
+        "the sequence); the shipped detector's tracker thresholds are used",
+    )
     ap.add_argument("--hog-scales", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
@@ -127,7 +135,7 @@ def main() -> None:
             entries.setdefault(label, []).append(SequenceData(seq, info.length, gt, rows))
 
         for appearance, label in ((True, "heatrack"), (False, "heatrack, no appearance")):
-            rows, fps = heatrack_rows(folder, appearance)
+            rows, fps = heatrack_rows(folder, appearance, args.checkpoint)
             add(label, rows)
             speed.setdefault(label, {})[seq] = fps
             print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
