@@ -653,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="--format torch keeps only what inference needs from a training checkpoint: "
         "OUTPUT (.pt) and OUTPUT.json with its SHA-256 and --meta. --format onnx writes the "
         "detector as OUTPUT.encoder.onnx + OUTPUT.head.onnx (per-frame encoder and window "
-        "head, for streaming) or the embedder as OUTPUT.onnx, each with OUTPUT.json.",
+        "head, for streaming; plus OUTPUT.pair.onnx, the frame-pair displacement head, for a "
+        "detector that links frames) or the embedder as OUTPUT.onnx, each with OUTPUT.json.",
     )
     p.add_argument("--model", choices=["detector", "embedder"], default="detector")
     p.add_argument("--checkpoint", type=Path, help="weights (default for onnx: the shipped)")
