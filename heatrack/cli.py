@@ -148,7 +148,7 @@ def _track_videos(args: argparse.Namespace) -> int:
                         heatmap_overlay(item.image, item.heatmap, item.index, item.detections)
                     )
                 bar.update(1)
-                bar.set_postfix(fps=f"{fps:.1f}", tracks=len(item.tracks))
+                bar.set_postfix(fps=f"{fps:.1f}", tracks=len(item.tracks), refresh=False)
             finished = True
         finally:
             bar.close()

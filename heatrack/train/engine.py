@@ -218,7 +218,7 @@ class Engine:
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+                bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()}, refresh=False)
                 if self.is_main:
                     row = {
                         "step": self.step,
