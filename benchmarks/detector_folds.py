@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides"
     )
+    ap.add_argument("--init", help="start from these weights (a fine-tuning round)")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--step", type=int, default=1, help="evaluate every step-th labelled frame")
     args = ap.parse_args()
@@ -70,6 +71,8 @@ def main() -> None:
             cmd += ["--epochs", str(args.epochs)]
         for item in args.set:
             cmd += ["--set", item]
+        if args.init:
+            cmd += ["--init", args.init]
         subprocess.run(cmd, check=True)
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "detector_ap.py"), "--checkpoint",
@@ -83,7 +86,10 @@ def main() -> None:
         f"Command: `python benchmarks/detector_folds.py --fold {args.fold}"
         f"{' --name ' + args.name if args.name else ''}"
         f"{''.join(' --set ' + x for x in args.set)}"
-        f"{' --epochs ' + str(args.epochs) if args.epochs else ''}`\n\n{out.stdout}"
+        f"{' --epochs ' + str(args.epochs) if args.epochs else ''}"
+        f"{' --init ' + args.init if args.init else ''}"
+        f"{' --extra-train ' + ' '.join(args.extra_train) if args.extra_train else ''}`"
+        f"\n\n{out.stdout}"
     )
     print(report)
     results = ROOT / "benchmarks" / "results"
