@@ -136,6 +136,13 @@ def main() -> None:
     ap.add_argument("--fold", action="append", required=True, metavar="SEQ=CHECKPOINT")
     ap.add_argument("--frames", type=int, nargs="+", default=[3])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--thresholds",
+        choices=["shipped", "defaults"],
+        default="shipped",
+        help="tracker score thresholds: the shipped detector's (fit for fold A's score scale) "
+        "or TrackerConfig's defaults (ByteTrack-like, for detectors with higher scores)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="speed runs per variant (best kept)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -162,9 +169,10 @@ def main() -> None:
         gt = read_gt(folder / "gt" / "gt.txt")
         for t in args.frames:
             detector = load(checkpoint, t)
-            # Training checkpoints carry no thresholds: the shipped detector's (same recipe,
-            # same score scale). This also lowers the decode threshold to the low stage's.
-            config = tracker_config_for(detector, None, TrackerConfig(**SHIPPED["tracker"]))
+            # Training checkpoints carry no thresholds: the shipped detector's (same recipe)
+            # or the defaults. This also lowers the decode threshold to the low stage's.
+            base = TrackerConfig(**SHIPPED["tracker"]) if args.thresholds == "shipped" else None
+            config = tracker_config_for(detector, None, base or TrackerConfig())
             frames = list(MotSequenceSource(folder))
             plain = load(checkpoint, t, displacement=False)
             plain.config = detector.config
