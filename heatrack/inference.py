@@ -8,10 +8,11 @@ has run (a latency of T - 1 frames). Frames are resized keeping their aspect rat
 longer side is ``input_long_side``, then padded to a multiple of 32.
 
 A model with the displacement head also predicts, for frame t, where each person was in frame
-t - 1. That head reads only the pair (t - 1, t) of per-frame features, so it runs once per
-frame, when the frame is encoded, not once per window; its map is read at each detection
-(``Detections.displacement``), and the :class:`~heatrack.tracking.links.TrackletLinker` chains
-the detections into tracklets across the overlapping windows (``Detections.tracklets``).
+t - 1. That head reads only the pair (t - 1, t) of per-frame features, and only around the
+frame's detections, so it costs a few small patches a frame; its output is read at each
+detection (``Detections.displacement``), and the
+:class:`~heatrack.tracking.links.TrackletLinker` chains the detections into tracklets across
+the overlapping windows (``Detections.tracklets``).
 """
 
 from __future__ import annotations
@@ -116,8 +117,7 @@ class Detector:
         sums: dict[int, dict[str, torch.Tensor]] = {}
         counts: dict[int, dict[str, int]] = {}
         self._linker = TrackletLinker(self.config.links)
-        links = self.model.config.displacement
-        previous = None  # the last frame's features, for its pair with the next frame
+        self._finished = None  # features of the last frame decoded: the pair of the next
         size, frame_wh = None, None
         for index, image in frames:
             if (image.shape[1], image.shape[0]) != frame_wh:
@@ -130,12 +130,6 @@ class Detector:
                 )
             x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
             feats = self.model.encode(x)
-            if links:
-                if previous is not None and previous.shape == feats.shape:
-                    disp = self.model.displace(previous, feats)[0]
-                    sums.setdefault(index, {})["displacement"] = disp
-                    counts.setdefault(index, {})["displacement"] = 1
-                previous = feats
             queue.append((index, feats, size))
             if len(queue) == t:
                 self._run_window(list(queue), sums, counts)
@@ -166,28 +160,33 @@ class Detector:
                 frame_counts[name] = frame_counts.get(name, 0) + 1
 
     def _finish(self, item, sums, counts, keep_maps):
-        index, _, size = item
+        index, feats, size = item
         n = counts.pop(index)
         maps = {name: m / n[name] for name, m in sums.pop(index).items()}
+        displacement = None
+        links = self.model.config.displacement
+        previous, self._finished = self._finished, feats
+        if links and previous is not None and previous.shape == feats.shape:
+
+            def displacement(rows, cols):  # read at the peaks only: a few patches a frame
+                return self.model.displace_at(previous, feats, rows, cols)
+
         dets = decode_frame(
             maps["heatmap"],
             maps["size"],
             maps["offset"],
             scale=(size[2], size[3]),
             config=self.config.decode,
-            displacement=maps.get("displacement"),
+            displacement=displacement,
         )
-        if self.model.config.displacement:
+        if links:
             if dets.displacement is None:  # the stream's first frame: nothing before it
                 dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
             dets = dataclasses.replace(dets, tracklets=self._linker.update(dets, index))
         if not keep_maps:
             return index, dets, None
         rows, cols = self._valid_cells[size]
-        kept = {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
-        if "displacement" in maps:  # (2, h, w) in input pixels
-            kept["displacement"] = maps["displacement"][:, :rows, :cols].numpy() * STRIDE
-        return index, dets, kept
+        return index, dets, {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
 
 
 def load_detector(

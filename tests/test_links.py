@@ -118,6 +118,23 @@ def test_frozen_detector_learns_only_the_displacement_head(tmp_path):
         assert same == (not name.startswith("displacement.")), name
 
 
+def test_displacement_at_detections_equals_the_full_map_even_at_the_border():
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16, displacement=True), pretrained=False)
+    for m in net.modules():  # batch-norm statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.bias.data.normal_()
+    net.eval()
+    now, before = torch.randn(1, 16, 12, 20), torch.randn(1, 16, 12, 20)
+    rows, cols = torch.tensor([0, 5, 11, 3, 11]), torch.tensor([0, 7, 19, 19, 0])
+    with torch.no_grad():
+        full = net.displace(before, now)[0]
+        sparse = net.displace_at(before, now, rows, cols)
+    torch.testing.assert_close(sparse, full[:, rows, cols].T, atol=1e-5, rtol=1e-5)
+
+
 def test_displacement_head_needs_two_frames_and_leaves_the_first_frame_empty():
     with pytest.raises(ValueError, match="frames >= 2"):
         HeatmapNetConfig(frames=1, displacement=True)
@@ -176,9 +193,9 @@ def test_linker_refuses_a_turn_round_and_an_ambiguous_link():
 
 def test_stream_links_each_frame_pair_once_and_chains_tracklets_across_windows():
     """A stand-in network on the real streaming code: two people walk across 8 frames, one
-    cell per frame. Every frame is encoded once and every frame pair displaced once (not once
-    per window); the vectors are read at the detections, and the tracklets chain through the
-    overlapping windows, one per person."""
+    cell per frame. Every frame is encoded once and every frame pair displaced once, at its
+    detections only (not once per window); the vectors are read at the detections, and the
+    tracklets chain through the overlapping windows, one per person."""
 
     class Walkers:
         config = HeatmapNetConfig(frames=3, channels=1, displacement=True)
@@ -200,13 +217,13 @@ def test_stream_links_each_frame_pair_once_and_chains_tracklets_across_windows()
                 heat[0, k, 0, 6, 2 + f] = heat[0, k, 0, 10, 14 - f] = 9.0
             return {"heatmap": heat, "size": size, "offset": torch.zeros(1, 3, 2, 16, 16)}
 
-        def displace(self, previous, current):
+        def displace_at(self, previous, current, rows, cols):
             self.displaced += 1
             f = int(current[0, 0, 0, 0])
             assert int(previous[0, 0, 0, 0]) == f - 1
-            disp = torch.zeros(1, 2, 16, 16)
-            disp[0, 0, 6, 2 + f], disp[0, 0, 10, 14 - f] = -1.0, 1.0
-            return disp
+            cells = sorted(zip(rows.tolist(), cols.tolist(), strict=True))
+            assert cells == [(6, 2 + f), (10, 14 - f)]
+            return torch.stack([torch.where(rows == 6, -1.0, 1.0), torch.zeros(2)], dim=1)
 
     model = Walkers()
     detector = Detector(model, InferenceConfig(input_long_side=64))

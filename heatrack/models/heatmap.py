@@ -117,8 +117,12 @@ class TemporalFusion(nn.Module):
 def local_correlation(a: torch.Tensor, b: torch.Tensor, radius: int) -> torch.Tensor:
     """(N, C, h, w) x2 -> (N, (2r+1)^2, h, w): at every cell of ``a``, the mean product of its
     features with those of ``b`` shifted by every (dy, dx) within ``radius`` (zero outside)."""
-    n, c, h, w = a.shape
-    padded = F.pad(b, (radius, radius, radius, radius))
+    return _correlate(a, F.pad(b, (radius, radius, radius, radius)), radius)
+
+
+def _correlate(a: torch.Tensor, padded: torch.Tensor, radius: int) -> torch.Tensor:
+    """``local_correlation`` with ``b`` already given ``radius`` cells of margin."""
+    h, w = a.shape[-2:]
     out = [
         (a * padded[:, :, dy : dy + h, dx : dx + w]).mean(1, keepdim=True)
         for dy in range(2 * radius + 1)
@@ -133,8 +137,9 @@ class DisplacementHead(nn.Module):
     Both frames' features are projected to a few channels and unit length; their local
     correlation (every shift within ``radius``) says where each patch of t came from, and the
     projected features of t say whose centre this is. It sees only the pair, never the rest
-    of the window, so streaming computes it once per frame (not once per window holding the
-    pair), which keeps linking nearly free."""
+    of the window. Streaming evaluates it only around the detections (:meth:`at_patches`):
+    a cell's output depends on a 3x3 neighbourhood of frame t and a (3 + 2r)^2 one of t - 1,
+    so the head costs a few patches a frame, not a whole map."""
 
     def __init__(self, channels: int, radius: int, match_channels: int = 8) -> None:
         super().__init__()
@@ -158,6 +163,53 @@ class DisplacementHead(nn.Module):
         before = F.normalize(self.project(previous), dim=1)
         corr = local_correlation(now, before, self.radius) * now.shape[1]  # cosines
         return self.out(self.trunk(torch.cat([corr, now], dim=1)))
+
+    def at_patches(
+        self,
+        current: torch.Tensor,
+        previous: torch.Tensor,
+        inside_current: torch.Tensor,
+        inside_previous: torch.Tensor,
+    ) -> torch.Tensor:
+        """The map of ``forward`` at N cells only, from patches around them: ``current``
+        (N, C, 3, 3) and ``previous`` (N, C, 3 + 2r, 3 + 2r) features, with masks (N, 1, ., .)
+        of the patch cells that lie inside the map (outside, the full map is zero-padded).
+        Returns (N, 2), equal to the full map at the patch centres."""
+        r = self.radius
+        now = F.normalize(self.project(current), dim=1)
+        before = F.normalize(self.project(previous), dim=1) * inside_previous
+        corr = _correlate(now, before, r) * now.shape[1]
+        x = torch.cat([corr, now], dim=1)
+        first, sep = self.trunk[:3], self.trunk[3]
+        hidden = sep(first(x) * inside_current)  # outside the map: the full map's zero padding
+        return self.out(hidden[:, :, 1:2, 1:2])[:, :, 0, 0]
+
+
+def displacement_patches(
+    previous: torch.Tensor,
+    current: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    radius: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs of :meth:`DisplacementHead.at_patches` for cells (rows, cols) of two (1, C,
+    h, w) feature maps: 3x3 patches of ``current``, (3 + 2r)^2 patches of ``previous``, and
+    their inside-the-map masks."""
+    h, w = current.shape[-2:]
+    rows, cols = rows.long(), cols.long()
+
+    def cut(features: torch.Tensor, half: int):
+        offsets = torch.arange(-half, half + 1)
+        rr = rows[:, None] + offsets  # (K, size)
+        cc = cols[:, None] + offsets
+        inside = ((rr >= 0) & (rr < h))[:, :, None] & ((cc >= 0) & (cc < w))[:, None, :]
+        padded = F.pad(features[0], (half, half, half, half))
+        patch = padded[:, (rr + half)[:, :, None], (cc + half)[:, None, :]]  # (C, K, s, s)
+        return patch.permute(1, 0, 2, 3), inside[:, None].float()
+
+    now, inside_now = cut(current, 1)
+    before, inside_before = cut(previous, 1 + radius)
+    return now, before, inside_now, inside_before
 
 
 #: Output channels of the head, in order.
@@ -215,6 +267,16 @@ class HeatmapNet(nn.Module):
     def displace(self, previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) encoded frames t - 1 and t -> (N, 2, h, w) displacement of t."""
         return self.displacement(current, previous)
+
+    def displace_at(
+        self, previous: torch.Tensor, current: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        """(1, C, h, w) encoded frames t - 1 and t and K cells of t -> (K, 2) displacement
+        there, as ``displace`` would give it, computed from patches only."""
+        patches = displacement_patches(
+            previous, current, rows, cols, self.config.displacement_range
+        )
+        return self.displacement.at_patches(*patches)
 
     def freeze(self, *names: str) -> None:
         """Fine-tune only the rest: the named sub-modules (e.g. "backbone") get no gradients

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig, displacement_patches
 from heatrack.models.reid import (
     Embedder,
     EmbedderConfig,
@@ -54,8 +54,8 @@ class _Pair(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, previous, current):
-        return self.net.displace(previous, current)
+    def forward(self, current, previous, inside_current, inside_previous):
+        return self.net.displacement.at_patches(current, previous, inside_current, inside_previous)
 
 
 class _Embed(nn.Module):
@@ -97,9 +97,11 @@ def export_detector(net: HeatmapNet, output: str | os.PathLike, meta: dict) -> l
     written = [enc, head]
     if net.config.displacement:
         pair = base.with_suffix(".pair.onnx")
-        spatial = {0: "n", 2: "fh", 3: "fw"}
-        _export(_Pair(net), (feats, feats), pair, ["previous", "current"], ["displacement"],
-                {"previous": spatial, "current": spatial, "displacement": spatial})  # fmt: skip
+        cells = torch.tensor([0, 3]), torch.tensor([0, 5])
+        patches = displacement_patches(feats, feats, *cells, net.config.displacement_range)
+        names = ["current", "previous", "inside_current", "inside_previous"]
+        _export(_Pair(net), patches, pair, names, ["displacement"],
+                {**{n: {0: "k"} for n in names}, "displacement": {0: "k"}})  # fmt: skip
         written.append(pair)
     info = {"model": "detector", "model_config": _plain(net.config), "meta": meta}
     side = base.with_suffix(".json")
@@ -166,8 +168,12 @@ class OnnxHeatmapNet:
         (out,) = self.encoder.run(None, {"image": images.contiguous().numpy()})
         return torch.from_numpy(out)
 
-    def displace(self, previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        feeds = {"previous": previous.contiguous().numpy(), "current": current.contiguous().numpy()}
+    def displace_at(self, previous, current, rows, cols) -> torch.Tensor:
+        patches = displacement_patches(
+            previous, current, rows, cols, self.config.displacement_range
+        )
+        names = ["current", "previous", "inside_current", "inside_previous"]
+        feeds = {n: t.contiguous().numpy() for n, t in zip(names, patches, strict=True)}
         return torch.from_numpy(self.pair.run(None, feeds)[0])
 
     def predict(self, feats: torch.Tensor, displacement: bool = False) -> dict[str, torch.Tensor]:
