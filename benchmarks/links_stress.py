@@ -13,16 +13,14 @@ linker alone given zero vectors (nearest-centre links). TrackEval scores all of 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
-
-import numpy as np
 
 from heatrack.data.noise import detections_with_displacement
 from heatrack.data.synthetic import SyntheticConfig, render
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.io.mot import MotRows
-from heatrack.tracking.links import TrackletLinker
+from heatrack.pipeline import frames_to_rows
+from heatrack.tracking.links import relink
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 
 #: (label, speed range px/frame, fps, people)
@@ -35,18 +33,8 @@ COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
 
 def run(dets, weight: float, fps: float, nearest: bool = False) -> MotRows:
     tracker = Tracker(TrackerConfig(link_weight=weight), frame_rate=fps)
-    linker = TrackletLinker()
-    frames, ids, boxes = [], [], []
-    for f, d in dets:
-        seen = dataclasses.replace(d, displacement=np.zeros((len(d), 2))) if nearest else d
-        d = dataclasses.replace(d, tracklets=linker.update(seen, f))
-        t = tracker.update(d, frame_index=f)
-        frames.append(np.full(len(t), f))
-        ids.append(t.ids)
-        boxes.append(t.xywh)
-    frames, ids, boxes = np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes)
-    n = len(frames)
-    return MotRows(frames, ids, boxes, np.ones(n), np.ones(n, np.int64), np.ones(n))
+    linked = relink(dets, blind=nearest)
+    return frames_to_rows((f, tracker.update(d, frame_index=f)) for f, d in linked)
 
 
 def main() -> None:

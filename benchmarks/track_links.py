@@ -49,8 +49,9 @@ from heatrack.io.mot import MotRows, read_gt, read_seqinfo  # noqa: E402
 from heatrack.io.sources import MotSequenceSource  # noqa: E402
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig  # noqa: E402
 from heatrack.models.weights import read_weights, shipped_weights  # noqa: E402
+from heatrack.pipeline import frames_to_rows  # noqa: E402
 from heatrack.run import tracker_config_for  # noqa: E402
-from heatrack.tracking.links import TrackletLinker  # noqa: E402
+from heatrack.tracking.links import relink  # noqa: E402
 from heatrack.tracking.tracker import Tracker, TrackerConfig  # noqa: E402
 from heatrack.types import Detections  # noqa: E402
 
@@ -82,29 +83,13 @@ def stream(detector: Detector, frames: list) -> tuple[list[tuple[int, Detections
     return out, len(frames) / (time.perf_counter() - start)
 
 
-def as_rows(dets: list[tuple[int, Detections]]) -> MotRows:
-    frames = np.concatenate([np.full(len(d), f) for f, d in dets])
-    xywh = np.concatenate([d.xywh for _, d in dets])
-    conf = np.concatenate([d.scores for _, d in dets])
-    n = len(frames)
-    return MotRows(frames, np.full(n, -1), xywh, conf, np.ones(n, np.int64), np.ones(n))
-
-
-def track(dets, config, fps, relink: bool = False) -> MotRows:
+def track(dets, config, fps, relinked: bool = False) -> MotRows:
+    """Result rows of the tracker on ``dets``; ``relinked`` replaces the detector's links
+    with nearest-centre ones (the same linker, blind to the head's vectors)."""
     tracker = Tracker(config, frame_rate=fps)
-    linker = TrackletLinker()
-    frames, ids, boxes = [], [], []
-    for f, d in dets:
-        if relink:  # nearest-centre links: the same linker, blind to the head's vectors
-            zero = dataclasses.replace(d, displacement=np.zeros((len(d), 2)))
-            d = dataclasses.replace(d, tracklets=linker.update(zero, f))
-        t = tracker.update(d, frame_index=f)
-        frames.append(np.full(len(t), f))
-        ids.append(t.ids)
-        boxes.append(t.xywh)
-    frames, ids, boxes = np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes)
-    n = len(frames)
-    return MotRows(frames, ids, boxes, np.ones(n), np.ones(n, np.int64), np.ones(n))
+    if relinked:
+        dets = relink(dets, blind=True)
+    return frames_to_rows((f, tracker.update(d, frame_index=f)) for f, d in dets)
 
 
 def link_precision(dets, gt: MotRows) -> tuple[float, int]:
@@ -181,19 +166,19 @@ def main() -> None:
                 dets, fps = stream(detector, frames)
                 fps_links = max(fps_links, fps)
                 fps_plain = max(fps_plain, stream(plain, frames)[1])
-            ap50 = evaluate_detections(gt, as_rows(dets))["AP50"]
+            ap50 = evaluate_detections(gt, frames_to_rows(dets))["AP50"]
             precision, links = link_precision(dets, gt)
             alone = dataclasses.replace(config, link_weight=0.0)
             runs = {
                 "tracker alone": track(dets, alone, info.frame_rate),
                 "tracker + links": track(dets, config, info.frame_rate),
-                "nearest links": track(dets, config, info.frame_rate, relink=True),
-                "ByteTrack": run_tracker(BoxmotPeer("bytetrack"), as_rows(dets), info)[0],
+                "nearest links": track(dets, config, info.frame_rate, relinked=True),
+                "ByteTrack": run_tracker(BoxmotPeer("bytetrack"), frames_to_rows(dets), info)[0],
                 "ByteTrack, heatrack's thresholds": run_tracker(
                     BoxmotPeer(
                         "bytetrack", track_thresh=config.high_score, min_conf=config.low_score
                     ),
-                    as_rows(dets),
+                    frames_to_rows(dets),
                     info,
                 )[0],
             }  # fmt: skip

@@ -1,8 +1,6 @@
 """Time inside the network: displacement targets, the window linker, chaining across windows,
 and the tracker's use of the links."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -13,9 +11,9 @@ from heatrack.data.synthetic import SyntheticConfig, render, write_sequence
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.inference import Detector, InferenceConfig
 from heatrack.io.cache import FrameCache
-from heatrack.io.mot import MotRows
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
-from heatrack.tracking.links import LinkConfig, TrackletLinker, link_window
+from heatrack.pipeline import frames_to_rows
+from heatrack.tracking.links import LinkConfig, TrackletLinker, link_window, relink
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 from heatrack.train.detector import (
     AugmentConfig,
@@ -54,18 +52,23 @@ def _cell_centres(item, k, width):
     return np.stack([index % width + offset[:, 0], index // width + offset[:, 1]], axis=1)
 
 
-def test_clips_teach_where_each_person_was_one_frame_earlier(tmp_path):
-    seq = render(SyntheticConfig(length=12, num_people=5, speed_range=(3.0, 5.0), seed=4))
+def _walking_clips(tmp_path, seed, train, length, **config):
+    """Clips of a synthetic sequence of walking people, for a displacement-head detector."""
+    seq = render(SyntheticConfig(length=12, num_people=5, speed_range=(3.0, 5.0), seed=seed))
     folder = write_sequence(seq, tmp_path / "S")
     cfg = DetectorTrainConfig(
         cache_dir=str(tmp_path / "cache"),
         input_size=(160, 96),
         model=HeatmapNetConfig(frames=3, channels=16, displacement=True),
-        augment=AugmentConfig(scale_range=(0.8, 1.6), paste_prob=0.0),
+        **config,
     )
-    data = ClipDataset(
-        [_Sequence(folder, FrameCache(tmp_path / "cache"), 960)], cfg, train=True, length=16, seed=0
-    )
+    sequence = _Sequence(folder, FrameCache(tmp_path / "cache"), 960)
+    return ClipDataset([sequence], cfg, train=train, length=length, seed=0 if train else None), cfg
+
+
+def test_clips_teach_where_each_person_was_one_frame_earlier(tmp_path):
+    augment = AugmentConfig(scale_range=(0.8, 1.6), paste_prob=0.0)
+    data, _ = _walking_clips(tmp_path, 4, train=True, length=16, augment=augment)
     w = 160 // 4
     hits = []
     for i in range(len(data)):
@@ -84,18 +87,9 @@ def test_clips_teach_where_each_person_was_one_frame_earlier(tmp_path):
 
 
 def test_frozen_detector_learns_only_the_displacement_head(tmp_path):
-    seq = render(SyntheticConfig(length=12, num_people=5, speed_range=(3.0, 5.0), seed=5))
-    folder = write_sequence(seq, tmp_path / "S")
-    cfg = DetectorTrainConfig(
-        cache_dir=str(tmp_path / "cache"),
-        input_size=(160, 96),
-        model=HeatmapNetConfig(frames=3, channels=16, displacement=True),
-        engine=EngineConfig(out_dir=str(tmp_path / "run")),
-    )
+    engine = EngineConfig(out_dir=str(tmp_path / "run"))
     torch.manual_seed(0)
-    data = ClipDataset(
-        [_Sequence(folder, FrameCache(tmp_path / "cache"), 960)], cfg, train=False, length=2
-    )
+    data, cfg = _walking_clips(tmp_path, 5, train=False, length=2, engine=engine)
     batch = {k: torch.stack([data[0][k], data[1][k]]) for k in data[0]}
     model = HeatmapNet(cfg.model)  # ImageNet features: random frozen ones carry nothing
     model.freeze("backbone", "neck", "fusion", "head_trunk", "head_out")
@@ -247,17 +241,7 @@ def test_stream_links_each_frame_pair_once_and_chains_tracklets_across_windows()
 
 def _track(dets, link_weight, fps):
     tracker = Tracker(TrackerConfig(link_weight=link_weight), frame_rate=fps)
-    linker = TrackletLinker()
-    frames, ids, boxes = [], [], []
-    for f, d in dets:
-        d = dataclasses.replace(d, tracklets=linker.update(d, f))
-        t = tracker.update(d, frame_index=f)
-        frames.append(np.full(len(t), f))
-        ids.append(t.ids)
-        boxes.append(t.xywh)
-    frames, ids, boxes = np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes)
-    n = len(frames)
-    return MotRows(frames, ids, boxes, np.ones(n), np.ones(n, np.int64), np.ones(n))
+    return frames_to_rows((f, tracker.update(d, frame_index=f)) for f, d in relink(dets))
 
 
 def test_links_beat_iou_only_linking_on_dense_fast_crossings():

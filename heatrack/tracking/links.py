@@ -22,7 +22,9 @@ tracklet ids as a strong association cue (:class:`~heatrack.tracking.tracker.Tra
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,3 +123,16 @@ def link_window(frames: list[Detections], config: LinkConfig = LinkConfig()) -> 
     ``displacement``): the same detection in two frames' lists shares an id."""
     linker = TrackletLinker(config)
     return [linker.update(dets, k) for k, dets in enumerate(frames)]
+
+
+def relink(
+    frames: Iterable[tuple[int, Detections]], config: LinkConfig = LinkConfig(), blind: bool = False
+) -> Iterator[tuple[int, Detections]]:
+    """The detections again, with tracklet ids from a fresh linker. ``blind`` hides their
+    displacement from it: nearest-centre links, the baseline a displacement head must beat."""
+    linker = TrackletLinker(config)
+    for index, dets in frames:
+        seen = dets
+        if blind or dets.displacement is None:
+            seen = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
+        yield index, dataclasses.replace(dets, tracklets=linker.update(seen, index))
