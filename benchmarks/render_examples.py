@@ -2,6 +2,9 @@
 
     python benchmarks/render_examples.py --video ../shared/data/videos/london-crossing.mp4 \
         --frames 90 150 --out docs/images
+
+With ``--checkpoint`` a detector with the displacement head draws each person's motion
+arrow too (``--suffix`` tells the pictures apart).
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ def main() -> None:
     ap.add_argument("--video", required=True)
     ap.add_argument("--frames", type=int, nargs="+", required=True)
     ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    ap.add_argument("--checkpoint", help="a detector instead of the shipped one")
+    ap.add_argument("--suffix", default="", help="appended to the picture names")
     args = ap.parse_args()
-    detector, embedder = load_detector(), load_embedder()
+    detector, embedder = load_detector(args.checkpoint), load_embedder()
+    if "tracker" not in detector.meta:  # a training checkpoint: the shipped thresholds
+        detector.meta = {**detector.meta, "tracker": load_detector().meta["tracker"]}
     config = tracker_config_for(detector, embedder)
     source = open_source(args.video)
     tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
@@ -34,11 +41,11 @@ def main() -> None:
     frames = ((i, im) for i, im in source if i <= last + detector.frames)
     args.out.mkdir(parents=True, exist_ok=True)
     for item in track_frames(frames, detector, tracker, embedder, keep_maps=True):
-        picture = painter.draw(item.image, item.index, item.tracks, None)
+        picture = painter.draw(item.image, item.index, item.tracks, None, item.detections)
         if item.index in args.frames:
-            stem = f"{source.name}-{item.index:04d}"
+            stem = f"{source.name}-{item.index:04d}{args.suffix}"
             cv2.imwrite(str(args.out / f"{stem}-tracks.jpg"), picture)
-            heat = heatmap_overlay(item.image, item.heatmap, item.index)
+            heat = heatmap_overlay(item.image, item.heatmap, item.index, item.detections)
             cv2.imwrite(str(args.out / f"{stem}-heatmap.jpg"), heat)
             print(args.out / f"{stem}-tracks.jpg", args.out / f"{stem}-heatmap.jpg")
 

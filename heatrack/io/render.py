@@ -50,7 +50,7 @@ class VideoOut:
 
 #: Displacement arrows are drawn this many times longer than the motion they stand for:
 #: one frame of walking is a few pixels.
-ARROW_SCALE = 4.0
+ARROW_SCALE = 10.0
 
 
 def draw_displacements(image: np.ndarray, detections: Detections, colours=None) -> None:
