@@ -10,6 +10,7 @@ or a crash), a resumable state file, and exact resumption.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import time
@@ -24,6 +25,8 @@ from heatrack.io.sources import FrameSource, open_source
 from heatrack.pipeline import appearance_for
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 from heatrack.types import Detections, Tracks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +98,12 @@ def tracker_config_for(detector, embedder=None, config: TrackerConfig | None = N
     distance scales. Either way the detector keeps every peak down to the tracker's
     ``low_score``, which its low-score stage needs."""
     if config is None:
+        if "tracker" not in getattr(detector, "meta", {}):
+            log.warning(
+                "the detector's weights carry no tracker thresholds (a training checkpoint?): "
+                "using TrackerConfig's defaults, which suit scores of about 0.6 and above; "
+                "`heatrack export --meta` records thresholds with the weights"
+            )
         config = TrackerConfig(
             **getattr(detector, "meta", {}).get("tracker", {}),
             **(getattr(embedder, "meta", {}).get("tracker", {}) if embedder is not None else {}),
