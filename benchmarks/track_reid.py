@@ -41,11 +41,17 @@ def main() -> None:
         help="mix in clothing colour (EmbedderConfig.colour_weight); thresholds are then "
         "recalibrated on the other real sequence's people",
     )
+    ap.add_argument(
+        "--clear-margin",
+        type=float,
+        default=TrackerConfig().appearance_clear_margin,
+        help="TrackerConfig.appearance_clear_margin (0: appearance may override any IoU match)",
+    )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "cache" / "frames")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_reid.md")
     args = ap.parse_args()
     folds = dict(f.split("=", 1) for f in args.fold)
-    config = TrackerConfig()
+    config = TrackerConfig(appearance_clear_margin=args.clear_margin)
     lines = [
         f"Date {time.strftime('%Y-%m-%d')}. MOT15 public detections, TrackerConfig defaults.",
         "",

@@ -115,7 +115,7 @@ class Detector:
         t = self.frames
         queue: deque = deque()  # (index, features, size) of frames whose windows are not done
         sums: dict[int, dict[str, torch.Tensor]] = {}
-        counts: dict[int, dict[str, int]] = {}
+        counts: dict[int, int] = {}
         self._linker = TrackletLinker(self.config.links)
         self._finished = None  # features of the last frame decoded: the pair of the next
         size, frame_wh = None, None
@@ -153,16 +153,17 @@ class Detector:
                 "size": out["size"][0, k],
                 "offset": out["offset"][0, k],
             }
-            frame_sums = sums.setdefault(index, {})
-            frame_counts = counts.setdefault(index, {})
-            for name, m in maps.items():
-                frame_sums[name] = frame_sums[name] + m if name in frame_sums else m
-                frame_counts[name] = frame_counts.get(name, 0) + 1
+            if index in sums:
+                for name, m in maps.items():
+                    sums[index][name] = sums[index][name] + m
+            else:
+                sums[index] = maps
+            counts[index] = counts.get(index, 0) + 1
 
     def _finish(self, item, sums, counts, keep_maps):
         index, feats, size = item
         n = counts.pop(index)
-        maps = {name: m / n[name] for name, m in sums.pop(index).items()}
+        maps = {name: m / n for name, m in sums.pop(index).items()}
         displacement = None
         links = self.model.config.displacement
         previous, self._finished = self._finished, feats

@@ -48,9 +48,9 @@ def decode_frame(
 ) -> Detections:
     """One frame: ``heat`` (h, w) probabilities, ``size`` and ``offset`` (2, h, w).
 
-    ``scale`` = (sx, sy) maps network-input pixels to frame pixels. ``displacement``, cells to
-    the previous frame's centre, as a (2, h, w) map or a function (rows, cols) -> (K, 2), is
-    read at the peaks into frame pixels.
+    ``scale`` = (sx, sy) maps network-input pixels to frame pixels. ``displacement``, a
+    function (rows, cols) -> (K, 2) giving cells to the previous frame's centre, is asked at
+    the peaks only and converted to frame pixels.
     """
     scores, rows, cols = peaks(heat, config.top_k)
     keep = scores >= config.score_threshold
@@ -64,8 +64,7 @@ def decode_frame(
     xyxy = xyxy * torch.tensor([scale[0], scale[1], scale[0], scale[1]])
     moved = None
     if displacement is not None:
-        at = displacement(rows, cols) if callable(displacement) else displacement[:, rows, cols].T
-        moved = at * STRIDE * torch.tensor([scale[0], scale[1]])
+        moved = displacement(rows, cols) * STRIDE * torch.tensor([scale[0], scale[1]])
         moved = moved.detach().cpu().numpy().astype(np.float32)
     return Detections(
         xyxy=xyxy.detach().cpu().numpy().astype(np.float32),

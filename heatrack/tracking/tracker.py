@@ -307,9 +307,7 @@ class Tracker:
         if first_miss.any():
             t.obs_mean[first_miss] = before_mean[first_miss]
             t.obs_cov[first_miss] = before_cov[first_miss]
-        self._apply_matches(match, xyxy, scores, emb)
-        matched = match >= 0
-        t.tracklet[matched] = -1 if links is None else links[match[matched]]
+        self._apply_matches(match, xyxy, scores, emb, links)
         # Lifecycle: missed confirmed tracks are lost; missed tentative or too old ones go.
         unmatched = match < 0
         t.status[unmatched & (t.status == CONFIRMED)] = LOST
@@ -470,12 +468,13 @@ class Tracker:
         reach = self.config.reid_max_distance * last[:, 3] * (1 + np.sqrt(gap_s))
         return dist <= reach[:, None]
 
-    def _apply_matches(self, match, xyxy, scores, emb) -> None:
+    def _apply_matches(self, match, xyxy, scores, emb, links) -> None:
         t, cfg = self._t, self.config
         rows = _where(match >= 0)
         if len(rows) == 0:
             return
         d = match[rows]
+        t.tracklet[rows] = -1 if links is None else links[d]
         boxes = _cxcywh(xyxy[d])
         confidence = scores[d] if cfg.score_scaled_noise else None
         # Tracks seen in the previous frame take one Kalman update; tracks back from a gap
