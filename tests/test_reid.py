@@ -163,6 +163,28 @@ def test_embedder_embeds_boxes_of_a_frame_as_unit_vectors():
     assert model.embed(frame, np.zeros((0, 4))).shape == (0, 16)
 
 
+def test_part_pooling_averages_each_stripe_and_feeds_the_embedding():
+    from heatrack.models.reid import pool_parts
+
+    maps = torch.arange(2 * 3 * 5 * 2, dtype=torch.float32).reshape(2, 3, 5, 2)
+    pooled = pool_parts(maps, 2)
+    assert pooled.shape == (2, 9)
+    torch.testing.assert_close(pooled[:, :3], maps.mean(dim=(2, 3)))
+    torch.testing.assert_close(pooled[:, 3:6], maps[:, :, :2].mean(dim=(2, 3)))  # rows 0-1
+    torch.testing.assert_close(pooled[:, 6:], maps[:, :, 2:].mean(dim=(2, 3)))  # rows 2-4
+    assert pool_parts(maps[:, :, :1], 3).shape == (2, 12)  # more stripes than rows: no NaN
+    assert torch.isfinite(pool_parts(maps[:, :, :1], 3)).all()
+
+    torch.manual_seed(0)
+    model = Embedder(EmbedderConfig(dim=16, parts=2)).eval()  # ImageNet features
+    crops = np.zeros((2, 128, 64, 3), np.uint8)
+    crops[0, :64, :, 2] = crops[1, 64:, :, 2] = 255  # red shirt, dark trousers ...
+    crops[0, 64:, :, 0] = crops[1, :64, :, 0] = 120  # ... and the same colours swapped
+    emb = model.embed_crops(crops)
+    assert emb.shape == (2, 16)
+    assert float(emb[0] @ emb[1]) < 0.999
+
+
 def test_a_few_training_steps_lower_the_loss(synth_crops, tmp_path):
     from heatrack.train.reid import CropDataset, ReidTrainConfig, reid_loss
 

@@ -35,6 +35,10 @@ _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
 class EmbedderConfig:
     #: Output dimensions.
     dim: int = 128
+    #: Horizontal stripes pooled on their own besides the whole crop (0: the whole crop only).
+    #: With 2, upper and lower body each get their own features: clothing layout that a
+    #: single average over the crop blurs (the classical part-based ReID idea).
+    parts: int = 0
     #: Network input (height, width). 128x64 costs a quarter of the usual 256x128.
     input_size: tuple[int, int] = (128, 64)
     #: Identities of the training set (size of the classifier; 0 = no classifier).
@@ -103,7 +107,7 @@ class Embedder(_BoxEmbedding, nn.Module):
         self.backbone = MobileNetV2Features(strides=(32,), last_conv=True)
         if pretrained:
             load_imagenet(self.backbone)
-        self.reduce = nn.Linear(self.backbone.channels[-1], config.dim)
+        self.reduce = nn.Linear(self.backbone.channels[-1] * (1 + config.parts), config.dim)
         self.neck = nn.BatchNorm1d(config.dim)
         self.neck.bias.requires_grad_(False)  # BNNeck: no shift, the classifier sees a cone
         self.classifier = (
@@ -116,8 +120,7 @@ class Embedder(_BoxEmbedding, nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(N, 3, H, W) normalised RGB -> ``features`` (for the triplet loss), ``embedding``
         (unit length) and, when training with a classifier, ``logits``."""
-        pooled = self.backbone(x)[-1].mean(dim=(2, 3))
-        feats = self.reduce(pooled)
+        feats = self.reduce(pool_parts(self.backbone(x)[-1], self.config.parts))
         normed = self.neck(feats)
         out = {"features": feats, "embedding": F.normalize(normed, dim=1)}
         if self.classifier is not None and self.training:
@@ -154,6 +157,18 @@ class Embedder(_BoxEmbedding, nn.Module):
         except RuntimeError as exc:
             raise WeightsError(f"{path}: weights do not fit the embedder ({exc})") from None
         return model.eval()
+
+
+def pool_parts(features: torch.Tensor, parts: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C * (1 + parts)): the average over the whole map, then over each of
+    ``parts`` horizontal stripes, top to bottom (row bounds rounded, stripes never empty)."""
+    pooled = [features.mean(dim=(2, 3))]
+    height = features.shape[2]
+    for k in range(parts):
+        top = min(k * height // parts, height - 1)
+        bottom = max((k + 1) * height // parts, top + 1)
+        pooled.append(features[:, :, top:bottom].mean(dim=(2, 3)))
+    return torch.cat(pooled, dim=1)
 
 
 def crops_to_tensor(crops_bgr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
