@@ -86,6 +86,34 @@ def test_clips_teach_where_each_person_was_one_frame_earlier(tmp_path):
     assert len(hits) > 30 and np.mean(hits) > 0.95
 
 
+def test_clip_steps_show_people_moving_farther_between_frames(tmp_path):
+    augment = AugmentConfig(scale_range=(1.0, 1.0), paste_prob=0.0, flip=False)
+    w = 160 // 4
+
+    def moves(steps, folder):
+        data, _ = _walking_clips(
+            folder, 4, train=True, length=24, augment=augment, clip_steps=steps
+        )
+        out, hits = [], []
+        for i in range(len(data)):
+            item = data[i]
+            for k in range(1, 3):
+                now = _cell_centres(item, k, w)
+                before = _cell_centres(item, k - 1, w)[item["valid"][k - 1].numpy()]
+                inside = (now[:, 0] > 3) & (now[:, 0] < w - 3)
+                taught = item["linked"][k].numpy() & item["valid"][k].numpy() & inside
+                for n in np.flatnonzero(taught):
+                    d = item["displacement"][k][n].numpy()
+                    out.append(np.linalg.norm(d))
+                    hits.append(np.min(np.linalg.norm(before - (now[n] + d), axis=1)) < 0.05)
+        return np.median(out), np.mean(hits)
+
+    step1, hits1 = moves((1,), tmp_path / "a")
+    step3, hits3 = moves((3,), tmp_path / "b")
+    assert hits1 > 0.9 and hits3 > 0.9  # still where the person was, one clip frame back
+    assert 2.0 < step3 / step1 < 4.0, (step1, step3)
+
+
 def test_frozen_detector_learns_only_the_displacement_head(tmp_path):
     engine = EngineConfig(out_dir=str(tmp_path / "run"))
     torch.manual_seed(0)

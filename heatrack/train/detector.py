@@ -70,6 +70,10 @@ class DetectorTrainConfig:
     offset_weight: float = 1.0
     #: Weight of the displacement L1 (cells), when the model has the displacement head.
     displacement_weight: float = 1.0
+    #: Frame steps a training clip may take (one drawn per clip; a step the sequence cannot
+    #: give falls back to 1): (1, 2, 3) shows the network people moving two and three times
+    #: as far between its frames, as in video of a lower frame rate.
+    clip_steps: tuple[int, ...] = (1,)
     #: Sub-modules of the model kept fixed (e.g. backbone, neck, fusion, head_trunk, head_out
     #: to teach only a new displacement head on top of a trained detector).
     freeze: tuple[str, ...] = ()
@@ -98,10 +102,10 @@ class _Sequence:
         have = set(int(i) for i in self.frames.indices)
         self.labelled = sorted(f for f in self.rows if f in have)
 
-    def clip_starts(self, t: int) -> list[int]:
-        """First frames f such that f..f+t-1 are all cached and labelled."""
+    def clip_starts(self, t: int, step: int = 1) -> list[int]:
+        """First frames f such that f, f+step, ..., f+(t-1)*step are all cached and labelled."""
         lab = set(self.labelled)
-        return [f for f in self.labelled if all((f + k) in lab for k in range(t))]
+        return [f for f in self.labelled if all((f + k * step) in lab for k in range(t))]
 
 
 def _boxes(rows: MotRows | None, scale: float, width: int, height: int, min_vis: float):
@@ -150,6 +154,11 @@ class ClipDataset(Dataset):
         self.t = cfg.model.frames
         self.starts = [(s, s.clip_starts(self.t)) for s in sequences]
         self.starts = [(s, st) for s, st in self.starts if st]
+        #: Per sequence, the starts that allow each larger frame step (clip_steps).
+        self.step_starts = [
+            {step: set(s.clip_starts(self.t, step)) for step in cfg.clip_steps if step > 1}
+            for s, _ in self.starts
+        ]
         if not self.starts:
             raise ValueError(f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}")
         counts = np.array([len(st) for _, st in self.starts], np.float64)
@@ -171,8 +180,14 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng(None if self.seed is None else (self.seed, i))
-        seq, starts = self.starts[int(rng.choice(len(self.starts), p=self.sequence_probs))]
+        which = int(rng.choice(len(self.starts), p=self.sequence_probs))
+        seq, starts = self.starts[which]
         start = starts[int(rng.integers(len(starts)))]
+        steps = self.cfg.clip_steps if self.train else (1,)
+        # (One step: no draw, so the clips of a given seed stay what they were.)
+        step = int(rng.choice(steps)) if len(steps) > 1 else steps[0]
+        if step > 1 and start not in self.step_starts[which][step]:
+            step = 1
         out_w, out_h = self.cfg.input_size
         img_h, img_w = seq.frames.frames.shape[1:3]
         # One geometric transform for the whole clip: zoom, crop, flip.
@@ -206,7 +221,7 @@ class ClipDataset(Dataset):
         images, targets = [], []
         pasted_before: dict[int, tuple] = {}
         for k in range(self.t):
-            frame = np.asarray(seq.frames.get(start + k))
+            frame = np.asarray(seq.frames.get(start + k * step))
             warped = cv2.warpAffine(
                 frame,
                 affine,
@@ -220,13 +235,13 @@ class ClipDataset(Dataset):
             pasted = {
                 PASTE_ID + j: b
                 for j, (crop, alpha, x0, y0, vx, scale) in enumerate(pastes)
-                if (b := _paste(img, crop, alpha, x0 + k * vx, y0, scale)) is not None
+                if (b := _paste(img, crop, alpha, x0 + k * step * vx, y0, scale)) is not None
             }
             if c:
                 grey = img.mean(axis=2, keepdims=True)
                 img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
             images.append(img)
-            rows = seq.rows.get(start + k)
+            rows = seq.rows.get(start + k * step)
             pos, ign, ids = _boxes(rows, seq.scale, img_w, img_h, self.cfg.targets.min_visibility)
             pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
             if pasted:
@@ -239,7 +254,8 @@ class ClipDataset(Dataset):
             # The clip's first frame has no predecessor inside the window: no displacement.
             previous = None
             if k > 0:
-                previous = _centres(seq.rows.get(start + k - 1), seq.scale, img_w, img_h, affine)
+                before = seq.rows.get(start + (k - 1) * step)
+                previous = _centres(before, seq.scale, img_w, img_h, affine)
                 previous.update(pasted_before)
             pasted_before = {j: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for j, b in pasted.items()}
             targets.append(
