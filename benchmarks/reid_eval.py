@@ -12,6 +12,8 @@ per second.
 
     python benchmarks/reid_eval.py --fold TUD-Stadtmitte=runs/reid-tud/last.pt \
         --fold PETS09-S2L1=runs/reid-pets/last.pt
+
+Several embedders per fold (``SEQ=CKPT,CKPT``) are compared on the same crops.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,7 @@ import torch
 from heatrack.data.reid import EVAL_VIEW, CropConfig, central_view, collect_crops
 from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
 from heatrack.io.cache import FrameCache
-from heatrack.models.reid import colour_histograms, load_embedder
+from heatrack.models.reid import colour_histograms, load_embedder, with_colour
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -81,24 +84,29 @@ def main() -> None:
     ]
     results = {}
     speed_crops = None
+    speed_models: dict = {}  # one embedder per input size, for the throughput line
     for fold in args.fold:
-        seq, ckpt = fold.split("=", 1)
+        seq, checkpoints = fold.split("=", 1)
         crop_cfg = CropConfig(stored_size=tuple(args.stored_size))
         crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), crop_cfg)
-        ours = load_embedder(ckpt)
-        ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
-        mixed = load_embedder(ckpt)
-        mixed.config = dataclasses.replace(mixed.config, colour_weight=args.colour_weight)
-        view = central_view(crops.images, EVAL_VIEW, ours.config.input_size)
+        models = {}
+        for ckpt in checkpoints.split(","):
+            ours = load_embedder(ckpt)
+            ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
+            size = ours.config.input_size
+            view = central_view(crops.images, EVAL_VIEW, size)
+            tag = f"{Path(ckpt).parent.name}, {size[0]}x{size[1]}"
+            models[f"heatrack embedder ({tag})"] = partial(ours.embed_crops, view)
+            speed_models[f"{size[0]}x{size[1]}"] = (ours, view)
+            mixed = dataclasses.replace(ours.config, colour_weight=args.colour_weight)
+            models[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = partial(
+                with_colour, ours.embed_crops(view), view, mixed
+            )
         imagenet_view = central_view(crops.images, EVAL_VIEW, (224, 224))
-        models = {
-            "heatrack embedder": lambda: ours.embed_crops(view),  # noqa: B023
-            f"heatrack embedder + colour ({args.colour_weight:g})": lambda: mixed.embed_crops(  # noqa: B023
-                view  # noqa: B023
-            ),
-            "ImageNet MobileNetV2": lambda: load_embedder("imagenet").embed_crops(imagenet_view),  # noqa: B023
-            "HSV colour histogram": lambda: colour_histograms(view),  # noqa: B023
-        }
+        models["ImageNet MobileNetV2"] = partial(
+            load_embedder("imagenet").embed_crops, imagenet_view
+        )
+        models["HSV colour histogram"] = partial(colour_histograms, view)
         results[seq] = {}
         for name, embed in models.items():
             res = evaluate_embeddings(embed(), crops, cfg)
@@ -113,17 +121,20 @@ def main() -> None:
         speed_crops, speed_base = view, imagenet_view
     if speed_crops is not None:
         n = min(512, len(speed_crops))
-        ours_speed = throughput(ours, speed_crops[:n])
-        base = load_embedder("imagenet")
-        base_speed = throughput(base, speed_base[:n])
+        speeds = {
+            f"heatrack embedder ({tag})": throughput(model, view[:n])
+            for tag, (model, view) in speed_models.items()
+        }
+        speeds["ImageNet MobileNetV2 (224x224)"] = throughput(
+            load_embedder("imagenet"), speed_base[:n]
+        )
         lines += [
             "",
             f"Embedding throughput ({n} crops, batches of 64, preprocessing included): "
-            f"heatrack embedder {ours_speed:.0f} crops/s at "
-            f"{ours.config.input_size[0]}x{ours.config.input_size[1]}; ImageNet MobileNetV2 "
-            f"{base_speed:.0f} crops/s at 224x224.",
+            + "; ".join(f"{name} {v:.0f} crops/s" for name, v in speeds.items())
+            + ".",
         ]
-        results["throughput"] = {"heatrack": ours_speed, "imagenet": base_speed}
+        results["throughput"] = speeds
         print(lines[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
