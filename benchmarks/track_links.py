@@ -45,7 +45,7 @@ from heatrack.config import from_dict  # noqa: E402
 from heatrack.eval.detection import evaluate_detections  # noqa: E402
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
 from heatrack.inference import Detector, InferenceConfig  # noqa: E402
-from heatrack.io.mot import MotRows, read_gt, read_seqinfo  # noqa: E402
+from heatrack.io.mot import MotRows, SeqInfo, read_gt, read_seqinfo  # noqa: E402
 from heatrack.io.sources import MotSequenceSource  # noqa: E402
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig  # noqa: E402
 from heatrack.models.weights import read_weights, shipped_weights  # noqa: E402
@@ -73,6 +73,21 @@ def load(checkpoint: str, frames: int, displacement: bool = True) -> Detector:
     detector = Detector(net, InferenceConfig(threads=torch.get_num_threads()))
     detector.meta = meta
     return detector
+
+
+def subsample(folder: Path, step: int) -> tuple[SeqInfo, MotRows, list]:
+    """The sequence's info, gt and decoded frames with every ``step``-th frame kept (1, 1 +
+    step, ...), renumbered 1, 2, ...: the video as a camera at 1/step of its rate saw it."""
+    info = read_seqinfo(folder)
+    gt = read_gt(folder / "gt" / "gt.txt")
+    frames = list(MotSequenceSource(folder))
+    if step == 1:
+        return info, gt, frames
+    gt = gt[(gt.frames - 1) % step == 0]
+    gt = dataclasses.replace(gt, frames=(gt.frames - 1) // step + 1)
+    frames = [(k + 1, image) for k, (_, image) in enumerate(frames[::step])]
+    info = dataclasses.replace(info, length=len(frames), frame_rate=info.frame_rate / step)
+    return info, gt, frames
 
 
 def stream(detector: Detector, frames: list) -> tuple[list[tuple[int, Detections]], float]:
@@ -133,6 +148,11 @@ def main() -> None:
         help="also track at these values of TrackerConfig.high_score (new tracks at S + 0.05): "
         "how the gain depends on the score threshold",
     )  # fmt: skip
+    ap.add_argument(
+        "--frame-step", type=int, default=1, metavar="K",
+        help="keep every K-th frame (and its ground truth), renumbered: the same video at 1/K "
+        "of its frame rate, where people move K times as far between frames",
+    )  # fmt: skip
     ap.add_argument("--repeat", type=int, default=2, help="speed runs per variant (best kept)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -143,7 +163,7 @@ def main() -> None:
     results: dict = {}
     lines = [
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"{args.threads} torch threads",
+        f"{args.threads} torch threads, every {args.frame_step} frame(s)",
         "",
         "| sequence | T | tracking | " + " | ".join(COLUMNS) + " |",
         "|---|---:|---|" + "---:|" * len(COLUMNS),
@@ -155,15 +175,13 @@ def main() -> None:
     ]
     for seq, checkpoint in folds.items():
         folder = DATA / seq
-        info = read_seqinfo(folder)
-        gt = read_gt(folder / "gt" / "gt.txt")
+        info, gt, frames = subsample(folder, args.frame_step)
         for t in args.frames:
             detector = load(checkpoint, t)
             # Training checkpoints carry no thresholds: the shipped detector's (same recipe)
             # or the defaults. This also lowers the decode threshold to the low stage's.
             base = TrackerConfig(**SHIPPED["tracker"]) if args.thresholds == "shipped" else None
             config = tracker_config_for(detector, None, base or TrackerConfig())
-            frames = list(MotSequenceSource(folder))
             plain = load(checkpoint, t, displacement=False)
             plain.config = detector.config
             dets, _ = stream(detector, frames)
