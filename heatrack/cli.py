@@ -357,12 +357,18 @@ def _cmd_train_reid(args: argparse.Namespace) -> int:
     return _fit(engine, args)
 
 
-def _reid_crops(args: argparse.Namespace):
+def _reid_crops(args: argparse.Namespace, input_height: int = 0):
+    """Crops of the given sequences, stored large enough for an ``input_height`` network
+    (never smaller than the training crops), so that no model sees them upsampled."""
     from heatrack.data.reid import CropConfig, collect_crops
     from heatrack.io.cache import FrameCache
 
+    height = max(CropConfig.stored_size[0], round(1.125 * input_height))
     cfg = CropConfig(
-        min_height=args.min_height, min_visibility=args.min_visibility, every=args.every
+        min_height=args.min_height,
+        min_visibility=args.min_visibility,
+        every=args.every,
+        stored_size=(height, height // 2),
     )
     return collect_crops(args.sequences, FrameCache(args.cache_dir), cfg)
 
@@ -388,8 +394,8 @@ def _cmd_eval_reid(args: argparse.Namespace) -> int:
     from heatrack.io.mot import write_atomic
     from heatrack.models.reid import load_embedder
 
-    crops = _reid_crops(args)
     model = load_embedder(args.checkpoint)
+    crops = _reid_crops(args, model.config.input_size[0])
     emb = model.embed_crops(central_view(crops.images, EVAL_VIEW, model.config.input_size))
     res = evaluate_embeddings(emb, crops, ReidEvalConfig(window_seconds=args.window_seconds))
     print(
