@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 from heatrack.data.reid import EVAL_VIEW, CropConfig, central_view, collect_crops
 from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
 from heatrack.io.cache import FrameCache
-from heatrack.models.reid import colour_histograms, load_embedder, with_colour
+from heatrack.models.reid import EmbedderConfig, colour_histograms, load_embedder, with_colour
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -83,33 +82,34 @@ def main() -> None:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     results = {}
-    speed_crops = None
+    speed_base = None  # the last fold's ImageNet view, for the throughput line
     speed_models: dict = {}  # one embedder per input size, for the throughput line
     for fold in args.fold:
         seq, checkpoints = fold.split("=", 1)
         crop_cfg = CropConfig(stored_size=tuple(args.stored_size))
         crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), crop_cfg)
-        models = {}
+        embedded = {}  # model name -> (N, D) vectors, each computed once
         for ckpt in checkpoints.split(","):
             ours = load_embedder(ckpt)
             ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
             size = ours.config.input_size
             view = central_view(crops.images, EVAL_VIEW, size)
             tag = f"{Path(ckpt).parent.name}, {size[0]}x{size[1]}"
-            models[f"heatrack embedder ({tag})"] = partial(ours.embed_crops, view)
-            speed_models[f"{size[0]}x{size[1]}"] = (ours, view)
+            vectors = ours.embed_crops(view)
             mixed = dataclasses.replace(ours.config, colour_weight=args.colour_weight)
-            models[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = partial(
-                with_colour, ours.embed_crops(view), view, mixed
+            embedded[f"heatrack embedder ({tag})"] = vectors
+            embedded[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = with_colour(
+                vectors, view, mixed
             )
+            speed_models[f"{size[0]}x{size[1]}"] = (ours, view)
         imagenet_view = central_view(crops.images, EVAL_VIEW, (224, 224))
-        models["ImageNet MobileNetV2"] = partial(
-            load_embedder("imagenet").embed_crops, imagenet_view
-        )
-        models["HSV colour histogram"] = partial(colour_histograms, view)
+        embedded["ImageNet MobileNetV2"] = load_embedder("imagenet").embed_crops(imagenet_view)
+        # The histogram on the shipped embedder's 128x64 view, whatever the models compared.
+        histogram_view = central_view(crops.images, EVAL_VIEW, EmbedderConfig().input_size)
+        embedded["HSV colour histogram"] = colour_histograms(histogram_view)
         results[seq] = {}
-        for name, embed in models.items():
-            res = evaluate_embeddings(embed(), crops, cfg)
+        for name, vectors in embedded.items():
+            res = evaluate_embeddings(vectors, crops, cfg)
             results[seq][name] = res
             s, m = res["single"], res["multi"]
             lines.append(
@@ -118,9 +118,9 @@ def main() -> None:
                 f"{m['mAP']:.3f} |"
             )
             print(lines[-1], flush=True)
-        speed_crops, speed_base = view, imagenet_view
-    if speed_crops is not None:
-        n = min(512, len(speed_crops))
+        speed_base = imagenet_view
+    if speed_base is not None:
+        n = min(512, len(speed_base))
         speeds = {
             f"heatrack embedder ({tag})": throughput(model, view[:n])
             for tag, (model, view) in speed_models.items()

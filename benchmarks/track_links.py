@@ -184,10 +184,12 @@ def main() -> None:
             config = tracker_config_for(detector, None, base or TrackerConfig())
             plain = load(checkpoint, t, displacement=False)
             plain.config = detector.config
-            dets, _ = stream(detector, frames)
-            fps_links = fps_plain = float("nan")
-            for _ in range(args.repeat):  # alternate, keep the best: a shared machine is noisy
-                fps_links = np.fmax(fps_links, stream(detector, frames)[1])
+            dets, fps = stream(detector, frames)  # the detections tracked below
+            fps_links = fps if args.repeat else float("nan")
+            fps_plain = float("nan")
+            for r in range(args.repeat):  # alternate, keep the best: a shared machine is noisy
+                if r:
+                    fps_links = np.fmax(fps_links, stream(detector, frames)[1])
                 fps_plain = np.fmax(fps_plain, stream(plain, frames)[1])
             ap50 = evaluate_detections(gt, frames_to_rows(dets))["AP50"]
             precision, links = link_precision(dets, gt)

@@ -362,8 +362,10 @@ def _reid_crops(args: argparse.Namespace, input_height: int = 0):
     (never smaller than the training crops), so that no model sees them upsampled."""
     from heatrack.data.reid import CropConfig, collect_crops
     from heatrack.io.cache import FrameCache
+    from heatrack.models.reid import EmbedderConfig
 
-    height = max(CropConfig.stored_size[0], round(1.125 * input_height))
+    margin = CropConfig.stored_size[0] / EmbedderConfig.input_size[0]  # stored : input
+    height = max(CropConfig.stored_size[0], round(margin * input_height))
     cfg = CropConfig(
         min_height=args.min_height,
         min_visibility=args.min_visibility,
