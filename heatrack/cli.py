@@ -541,7 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", type=Path, default=Path("outputs"), help="results folder")
     p.add_argument("--checkpoint", type=Path, help="detector weights (default: shipped)")
-    p.add_argument("--input-long-side", type=int, default=512)
+    p.add_argument(
+        "--input-long-side",
+        type=int,
+        default=512,
+        help="the detector sees frames resized so their longer side is this (default 512; "
+        "1024 finds the small people of 1080p video better, at a quarter of the speed)",
+    )
     p.add_argument(
         "--backend",
         choices=["torch", "onnxruntime"],
@@ -616,8 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-long-side",
         type=int,
-        default=640,
-        help="frames are resized so their longer side is this (default 640)",
+        default=512,
+        help="frames are resized so their longer side is this (default 512, as `track`; "
+        "1024 finds the small people of 1080p video better, at a quarter of the speed)",
     )
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.set_defaults(func=_cmd_detect)
