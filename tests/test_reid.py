@@ -242,7 +242,6 @@ def test_train_reid_eval_reid_and_reid_data_cli(tmp_path, capsys):
         p=3,
         k=2,
         batches_per_epoch=2,
-        calibration_fraction=0.34,  # 2 of 6 people never trained on, to calibrate the tracker
         engine=EngineConfig(out_dir=str(tmp_path / "run"), epochs=1, warmup_steps=1),
     )
     plain = json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -253,12 +252,6 @@ def test_train_reid_eval_reid_and_reid_data_cli(tmp_path, capsys):
     assert main(["train", "reid", "--config", str(tmp_path / "reid.yaml"), "--epochs", "2",
                  "--resume"]) == 0  # fmt: skip
     assert len((tmp_path / "run" / "epochs.csv").read_text().splitlines()) == 3
-    from heatrack.models.reid import load_embedder
-
-    thresholds = load_embedder(tmp_path / "run" / "last.pt").meta["tracker"]
-    assert {"appearance_gate", "reid_cost", "appearance_veto"} <= set(thresholds)
-    assert 0 < thresholds["reid_cost"] <= thresholds["appearance_gate"] < 1
-    assert 0 < thresholds["appearance_veto"] <= 1
 
     capsys.readouterr()
     common = ["--min-height", "20", "--cache-dir", str(tmp_path / "cache")]
@@ -366,31 +359,6 @@ def test_appearance_thresholds_follow_the_embedders_own_scale():
         passed = (cost[np.triu(diff, 1)] < t["appearance_gate"]).mean()
         assert passed == pytest.approx(0.01, abs=0.002)
         assert t["reid_cost"] < t["appearance_gate"]
-
-
-def test_appearance_veto_spares_all_but_one_percent_of_a_persons_near_pairs():
-    from heatrack.models.reid import appearance_thresholds
-
-    rng = np.random.default_rng(1)
-    labels = np.repeat(np.arange(20), 30)
-    seqs = (labels >= 10).astype(int)
-    frames = np.tile(np.arange(1, 31) * 10, 20)  # 10 frames apart at 10 fps: 1 s
-    fps = np.full(len(labels), 10.0)
-    centres = rng.normal(size=(20, 16))
-    # A person drifts: crops far apart in time look less alike than near ones.
-    drift = rng.normal(size=(20, 16))
-    emb = centres[labels] + 0.05 * (frames / 10)[:, None] * drift[labels]
-    emb += 0.3 * rng.normal(size=emb.shape)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    near = appearance_thresholds(emb, labels, seqs, frames, fps, window_seconds=2.0)
-    anytime = appearance_thresholds(emb, labels, seqs, frames, fps, window_seconds=1e9)
-    cost = (1 - emb @ emb.T) / 2
-    apart = np.abs(frames[:, None] - frames[None, :]) / 10
-    pairs = np.triu((labels[:, None] == labels[None, :]) & (apart <= 2.0), 1)
-    vetoed = (cost[pairs] >= near["appearance_veto"]).mean()
-    assert vetoed == pytest.approx(0.01, abs=0.005)
-    assert near["appearance_veto"] < anytime["appearance_veto"]  # near pairs look alike
-    assert "appearance_veto" not in appearance_thresholds(emb, labels, seqs)  # no timing
 
 
 def test_colour_mix_weights_network_and_clothing_colour_similarities():

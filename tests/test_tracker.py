@@ -124,23 +124,6 @@ def test_appearance_recovers_identity_after_a_long_gap():
     assert tr.update(dets(box(141, 100))).ids.tolist() == [2]
 
 
-def test_appearance_veto_refuses_a_box_that_now_holds_someone_else():
-    a, b = np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]])
-
-    def run(veto, last_emb):
-        tr = Tracker(TrackerConfig(appearance_veto=veto), frame_rate=10)
-        for k in range(5):
-            tr.update(dets(box(100 + k, 100), emb=a))
-        # Person A stepped behind B, who now stands where A was.
-        out = tr.update(dets(box(105, 100), emb=last_emb))
-        return out.ids[out.det_index >= 0].tolist()  # tracks given this detection
-
-    assert run(1.0, b) == [1]  # without the veto, B inherits A's identity
-    assert run(0.4, b) == []  # with it, B starts a tentative track of its own
-    assert run(0.4, a) == [1]  # the same person is never refused
-    assert run(0.4, np.zeros((1, 3))) == [1]  # nor a detection that was not embedded
-
-
 def test_bad_rows_are_dropped_and_det_index_points_at_input_rows(caplog):
     tr = Tracker()
     bad = np.array([box(50, 50), [np.nan, 0, 10, 10], [30, 30, 10, 10], box(200, 50)])

@@ -219,48 +219,28 @@ def load_embedder(weights: str | os.PathLike | None = None, backend: str = "torc
 
 
 def appearance_thresholds(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    sequences: np.ndarray,
-    frames: np.ndarray | None = None,
-    fps: np.ndarray | None = None,
-    window_seconds: float = 2.0,
+    embeddings: np.ndarray, labels: np.ndarray, sequences: np.ndarray
 ) -> dict[str, float]:
     """Tracker thresholds for this embedder's distance scale, from crops of known people.
 
     The tracker compares people of one video, so only pairs of *different* people in the same
     sequence count: ``appearance_gate`` lets 1% of them through, ``reid_cost`` (re-identifying
     a lost track on appearance alone, a bolder act) 0.2%. A fixed cosine threshold would suit
-    one embedder and mislead the next.
-
-    With ``frames`` and ``fps``, ``appearance_veto`` is the distance that only 1% of pairs of
-    the *same* person at most ``window_seconds`` apart (the tracker's ``max_lost_seconds``)
-    exceed: beyond it a motion match is refused. Calibrate it on people the embedder never
-    trained on; it pulls trained people together and would set the veto too tight."""
+    one embedder and mislead the next."""
     emb = np.asarray(embeddings, np.float64)
     cost = (1.0 - emb @ emb.T) / 2.0
-    same_seq = sequences[:, None] == sequences[None, :]
-    same_person = labels[:, None] == labels[None, :]
-    values = cost[np.triu(~same_person & same_seq, 1)]
+    different = (labels[:, None] != labels[None, :]) & (sequences[:, None] == sequences[None, :])
+    values = cost[np.triu(different, 1)]
     if len(values) < 100:
         raise ValueError(f"only {len(values)} pairs of different people to calibrate on")
     gate, reid = np.percentile(values, [1.0, 0.2])
-    out = {"appearance_gate": round(float(gate), 4), "reid_cost": round(float(reid), 4)}
-    if frames is not None and fps is not None:
-        apart = np.abs(frames[:, None] - frames[None, :]) / np.asarray(fps, np.float64)[:, None]
-        near = cost[np.triu(same_person & same_seq & (apart <= window_seconds), 1)]
-        if len(near) < 100:
-            raise ValueError(f"only {len(near)} pairs of one person to calibrate the veto on")
-        out["appearance_veto"] = round(float(np.percentile(near, 99.0)), 4)
-    return out
+    return {"appearance_gate": round(float(gate), 4), "reid_cost": round(float(reid), 4)}
 
 
-def calibrate(embedder, crops, veto: bool = False) -> dict[str, float]:
-    """``appearance_thresholds`` of ``embedder`` on labelled ``crops`` (a ``data.reid.Crops``),
-    seen as the tracker will see them. The veto is included only with ``veto`` (crops of
-    people the embedder never trained on)."""
+def calibrate(embedder, crops) -> dict[str, float]:
+    """``appearance_thresholds`` of ``embedder`` on labelled ``crops`` (a ``data.reid.Crops``)
+    of people it may have trained on, seen as the tracker will see them."""
     from heatrack.data.reid import EVAL_VIEW, central_view
 
     view = central_view(crops.images, EVAL_VIEW, embedder.config.input_size)
-    timing = (crops.frames, crops.fps) if veto else (None, None)
-    return appearance_thresholds(embedder.embed_crops(view), crops.labels, crops.sequences, *timing)
+    return appearance_thresholds(embedder.embed_crops(view), crops.labels, crops.sequences)

@@ -84,20 +84,6 @@ def fuse_appearance(
     return np.minimum(motion, app)
 
 
-def veto_appearance(
-    cost: np.ndarray,
-    appearance: np.ndarray,
-    veto: float,
-    track_emb: np.ndarray,
-    det_emb: np.ndarray,
-) -> np.ndarray:
-    """``cost`` with pairs whose appearance cost is at or above ``veto`` made unmatchable (1).
-    Only pairs where both sides carry an embedding are judged: a zero vector (not embedded)
-    says nothing about who it is."""
-    known = (track_emb != 0).any(axis=1)[:, None] & (det_emb != 0).any(axis=1)[None, :]
-    return np.where(known & (appearance >= veto), 1.0, cost)
-
-
 def match_pairs(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the minimum-cost one-to-one assignment where leaving a row or a
     column unmatched costs ``threshold / 2``: a pair is matched only if its cost is below

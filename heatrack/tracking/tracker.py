@@ -6,8 +6,7 @@ One frame of ``update``:
    with the Kalman filter, after optional camera-motion compensation.
 2. Stage 1: confirmed and recently lost tracks against confident detections
    (score >= ``high_score``), cost 1 - IoU (score-weighted), fused with appearance when
-   embeddings are present; a pair whose appearance differs beyond ``appearance_veto`` is
-   refused.
+   embeddings are present.
 3. Stage 2 (BYTE): confirmed tracks still unmatched against the low-score detections, IoU only.
    Occluded people often get low scores; matching them keeps the track alive without letting
    low-score clutter start new tracks.
@@ -49,7 +48,6 @@ from heatrack.tracking.matching import (
     fuse_appearance,
     iou_cost,
     match_pairs,
-    veto_appearance,
 )
 from heatrack.types import Detections, Tracks
 
@@ -103,11 +101,6 @@ class TrackerConfig:
     #: A track and detection whose motion cost beats every rival in their row and column by
     #: this margin are left to motion: appearance only decides ambiguous overlaps (0: off).
     appearance_clear_margin: float = 0.1
-    #: Stage 1 refuses a track and a detection, however well they overlap, whose appearance
-    #: cost (both embedded) is at or above this: the box where a person was now holds someone
-    #: else, as when one walks in front of another. Set per embedder from people it never
-    #: trained on (``heatrack.models.reid.appearance_thresholds``); 1.0 turns it off.
-    appearance_veto: float = 1.0
     #: Stage-5 re-identification threshold on appearance cost alone.
     reid_cost: float = 0.15
     #: Stage-5 motion gate: the new centre must lie within this many box heights of the last
@@ -414,8 +407,6 @@ class Tracker:
                 cost = fuse_appearance(
                     cost, app, cfg.appearance_gate, cfg.proximity_gate, cfg.appearance_clear_margin
                 )
-                if cfg.appearance_veto < 1.0:
-                    cost = veto_appearance(cost, app, cfg.appearance_veto, t.emb[pool], emb[dets])
             self._assign(match, free, pool, dets, linked(cost, pool, dets), cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.

@@ -61,10 +61,6 @@ class ReidTrainConfig:
     #: the train sequences are split, ``test_fraction`` of them held out.
     test_sequences: tuple[str, ...] = ()
     test_fraction: float = 0.0
-    #: Fraction of the training identities kept out of training to calibrate the tracker's
-    #: appearance thresholds on people the embedder never saw, as the tracker will meet them
-    #: (0: calibrate on training people, and without the appearance veto).
-    calibration_fraction: float = 0.1
     cache_dir: str = "cache/frames"
     crops: CropConfig = field(default_factory=CropConfig)
     model: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -153,18 +149,6 @@ def load_splits(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Cr
 
 def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, dict]:
     train, test = load_splits(cfg, data_root)
-    calib = train
-    if cfg.calibration_fraction > 0:
-        train, calib = split_identities(
-            train, test_fraction=cfg.calibration_fraction, seed=cfg.engine.seed
-        )
-        per_sequence = [len(np.unique(calib.labels[calib.sequences == q])) for q in calib.sequences]
-        if max(per_sequence, default=0) < 2:
-            raise ValueError(
-                f"calibration_fraction {cfg.calibration_fraction} keeps {calib.num_identities} "
-                "identities out of training, too few to calibrate the tracker on (two people "
-                "of one sequence at least): raise it, or set 0 to calibrate on training people"
-            )
     if train.num_identities < cfg.p:
         raise ValueError(
             f"{train.num_identities} training identities, fewer than P = {cfg.p} per batch"
@@ -181,18 +165,17 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers)
 
-    calib = calib.subset(
-        np.random.default_rng(cfg.engine.seed).permutation(len(calib))[:2000], relabel=False
+    calib = train.subset(
+        np.random.default_rng(cfg.engine.seed).permutation(len(train))[:2000], relabel=False
     )
-    timing = (calib.frames, calib.fps) if cfg.calibration_fraction > 0 else (None, None)
     fraction = float(np.mean(cfg.augment.crop_scale))  # the mean training crop
     calib_view = central_view(calib.images, fraction, cfg.model.input_size)
     test_view = central_view(test.images, fraction, cfg.model.input_size)
 
     def on_epoch_end(engine: Engine, epoch: int) -> dict:
-        # Thresholds for the tracker, on the calibration people: saved with every checkpoint.
+        # Thresholds for the tracker, on training people: saved with every checkpoint.
         emb = model.embed_crops(calib_view)
-        tracker = appearance_thresholds(emb, calib.labels, calib.sequences, *timing)
+        tracker = appearance_thresholds(emb, calib.labels, calib.sequences)
         engine.extra_state["meta"] = {"tracker": tracker}
         if not len(test):
             return dict(tracker)
