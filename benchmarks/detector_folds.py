@@ -74,6 +74,8 @@ def main() -> None:
         ]  # fmt: skip
         if held:
             cmd += ["--val-sequences", *[SEQUENCES[s] for s in held]]
+        else:  # nothing is left to validate on; the config's own val_sequences are trained on
+            cmd += ["--set", "val_sequences=[]"]
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
         for item in args.set:
