@@ -60,13 +60,15 @@ SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte")
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
-def heatrack_rows(folder: Path, appearance: bool, checkpoint=None) -> tuple[MotRows, float]:
-    """Results of the shipped models (or the detector ``checkpoint``) on a sequence, and
-    frames per second end to end."""
+def heatrack_rows(
+    folder: Path, appearance: bool, checkpoint=None, embedder_weights=None
+) -> tuple[MotRows, float]:
+    """Results of the shipped models (or the detector ``checkpoint`` and the embedder
+    ``embedder_weights``) on a sequence, and frames per second end to end."""
     detector = load_detector(checkpoint)
     if checkpoint is not None and "tracker" not in detector.meta:  # training checkpoints
         detector.meta = {**detector.meta, "tracker": load_detector().meta["tracker"]}
-    embedder = load_embedder() if appearance else None
+    embedder = load_embedder(embedder_weights) if appearance else None
     config = tracker_config_for(detector, embedder)
     frames, ids, boxes, scores = [], [], [], []
     start = time.perf_counter()
@@ -118,9 +120,18 @@ def main() -> None:
         help="a detector checkpoint instead of the shipped one (e.g. a fold that never saw "
         "the sequence); the shipped detector's tracker thresholds are used",
     )
+    ap.add_argument(
+        "--held-out",
+        action="append",
+        default=[],
+        metavar="SEQ=DETECTOR,EMBEDDER",
+        help="also track SEQ with a detector and an embedder that never saw it (fold "
+        "checkpoints), with and without appearance",
+    )
     ap.add_argument("--hog-scales", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
+    held_out = {k: v.split(",") for k, v in (item.split("=", 1) for item in args.held_out)}
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("boxmot").setLevel(logging.ERROR)
 
@@ -134,8 +145,18 @@ def main() -> None:
         def add(label, rows, seq=seq, info=info, gt=gt):
             entries.setdefault(label, []).append(SequenceData(seq, info.length, gt, rows))
 
-        for appearance, label in ((True, "heatrack"), (False, "heatrack, no appearance")):
-            rows, fps = heatrack_rows(folder, appearance, args.checkpoint)
+        runs = [
+            (True, "heatrack", args.checkpoint, None),
+            (False, "heatrack, no appearance", args.checkpoint, None),
+        ]
+        if seq in held_out:
+            detector, embedder = held_out[seq]
+            runs += [
+                (True, "heatrack, held-out models", detector, embedder),
+                (False, "heatrack, held-out detector, no appearance", detector, None),
+            ]
+        for appearance, label, detector, embedder in runs:
+            rows, fps = heatrack_rows(folder, appearance, detector, embedder)
             add(label, rows)
             speed.setdefault(label, {})[seq] = fps
             print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
@@ -164,7 +185,7 @@ def main() -> None:
         "|---|---|" + "---:|" * (len(COLUMNS) + 1),
     ]
     for label, metrics in table.items():
-        for seq in args.sequences:
+        for seq in [s for s in args.sequences if s in metrics]:
             m = metrics[seq]
             cells = [f"{m[c]:.2f}" if c != "IDSW" else str(int(m[c])) for c in COLUMNS]
             fps = speed.get(label, {}).get(seq)
