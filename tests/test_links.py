@@ -292,6 +292,30 @@ def test_links_beat_iou_only_linking_on_dense_fast_crossings():
     assert all(idf1 > 5 and hota > 5 for idf1, hota in gains), gains
 
 
+def test_a_new_track_takes_the_predicted_displacement_as_its_motion():
+    """A person born in frame 2 jumps 30 px (no overlap) by frame 3. The network's displacement
+    explains the jump, so the tentative track is confirmed; a link whose displacement does
+    not explain the boxes (clutter) confirms nothing, nor does the jump without a head."""
+
+    def reported_in_frame_3(displacement, link_weight=0.5):
+        tracker = Tracker(TrackerConfig(link_weight=link_weight), frame_rate=10)
+        tracker.update(Detections.empty())  # so that frame 2's track starts tentative
+        for x, d in ((100.0, (0.0, 0.0)), (130.0, displacement)):
+            dets = Detections(
+                xyxy=np.array([[x - 10, 75, x + 10, 125]]),
+                scores=np.array([0.9]),
+                displacement=None if d is None else np.array([d], np.float32),
+                tracklets=np.array([7]),
+            )
+            out = tracker.update(dets)
+        return len(out)
+
+    assert reported_in_frame_3((-30.0, 0.0)) == 1
+    assert reported_in_frame_3((0.0, 0.0)) == 0  # linked, but the network saw no motion
+    assert reported_in_frame_3(None) == 0  # tracklets without displacements
+    assert reported_in_frame_3((-30.0, 0.0), link_weight=0.0) == 0  # links switched off
+
+
 def test_links_are_ignored_without_tracklets_or_with_zero_weight(synth_seq):
     dets = detections_with_displacement(synth_seq.gt, 40)
     plain = [(f, Detections(xyxy=d.xyxy, scores=d.scores)) for f, d in dets]

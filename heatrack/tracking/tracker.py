@@ -16,9 +16,12 @@ One frame of ``update``:
 5. Stage 4: tentative tracks against the confident detections left.
 6. Detector links: when the detections carry tracklet ids (a detector with the displacement
    head, :mod:`heatrack.tracking.links`), a track and the detection that continues its
-   tracklet are pulled together in stages 1, 2 and 4, and a detection that continues another
-   track's tracklet is pushed away from this one (``link_weight``). Motion, IoU and appearance
-   still decide what a window cannot see: long occlusions, entries and exits.
+   tracklet are pulled together in stages 1 and 2, and a detection that continues another
+   track's tracklet is pushed away from this one (``link_weight``). In stage 4 the predicted
+   displacement is the motion of tentative tracks, which have no velocity yet: a detection
+   moved back by it is compared with where the track was. The links themselves do not
+   confirm tracks there; they bound clutter into tracks as readily as people. Motion, IoU
+   and appearance still decide what a window cannot see: long occlusions, entries and exits.
 7. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
    the confident detections left, by appearance alone within a motion-plausible distance.
 8. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
@@ -126,7 +129,9 @@ class TrackerConfig:
     #: Pull of the detector's tracklet links (detections with ``tracklets``), in [0, 1]: the
     #: cost of a track and the detection continuing its tracklet is scaled by (1 - w), even
     #: where fast motion left no overlap (the network saw the person move); a detection
-    #: continuing another track's tracklet gets cost + w * (1 - cost). 0 ignores links.
+    #: continuing another track's tracklet gets cost + w * (1 - cost). Tentative tracks
+    #: instead take the predicted displacement as their motion. 0 ignores links and
+    #: displacements.
     link_weight: float = 0.5
 
 
@@ -275,9 +280,11 @@ class Tracker:
         steps = frame_index - self._frame
         self._previous_frame, self._frame = self._frame, frame_index
         kept, xyxy, scores, emb = self._clean(detections, frame)
-        links = None
+        links = moved_back = None
         if detections.tracklets is not None and cfg.link_weight > 0:
             links = detections.tracklets[kept]
+            if detections.displacement is not None:  # each box where the network saw it last
+                moved_back = xyxy + np.tile(detections.displacement[kept], 2)
         t = self._t
 
         if self.camera is not None and frame is not None:
@@ -300,7 +307,7 @@ class Tracker:
         match = np.full(len(t), -1)  # detection row matched to each track
         free = scores >= cfg.high_score  # confident detections not matched yet
         if len(t) and len(scores):
-            self._associate(match, free, xyxy, scores, emb, links)
+            self._associate(match, free, xyxy, scores, emb, links, moved_back)
 
         # Tracks missing for the first time keep their last observed state for the re-update.
         first_miss = (match < 0) & (t.last_frame == self._previous_frame)
@@ -384,8 +391,10 @@ class Tracker:
         emb[rows] = vectors
         return emb
 
-    def _associate(self, match, free, xyxy, scores, emb, links) -> None:
-        """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used."""
+    def _associate(self, match, free, xyxy, scores, emb, links, moved_back) -> None:
+        """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used.
+        ``moved_back``: the detections' boxes moved by the network's displacement to the
+        previous frame (detectors with the displacement head), else None."""
         cfg, t = self.config, self._t
 
         def linked(cost, pool, dets):
@@ -429,7 +438,12 @@ class Tracker:
         dets = _where(free) if len(pool) else pool
         if len(pool) and len(dets):
             cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
-            cost = linked(cost, pool, dets)
+            if moved_back is not None:
+                # A tentative track has no velocity yet; the network's displacement is its
+                # motion: where the detection was a frame ago against where the track was.
+                last = _xyxy(t.last_box[pool])
+                seen = iou_cost(last, moved_back[dets], None if fused is None else fused[dets])
+                cost = np.minimum(cost, seen)
             self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
 
         # Stage 5: re-identify long-lost tracks by appearance.
