@@ -20,7 +20,7 @@ One frame of ``update``:
    track's tracklet is pushed away from this one (``link_weight``). In stage 4 the predicted
    displacement is the motion of tentative tracks, which have no velocity yet: a detection
    moved back by it is compared with where the track was. The links themselves do not
-   confirm tracks there; they bound clutter into tracks as readily as people. Motion, IoU
+   confirm tracks there: they would bind clutter into tracks as readily as people. Motion, IoU
    and appearance still decide what a window cannot see: long occlusions, entries and exits.
 7. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
    the confident detections left, by appearance alone within a motion-plausible distance.
