@@ -316,6 +316,33 @@ def test_a_new_track_takes_the_predicted_displacement_as_its_motion():
     assert reported_in_frame_3((-30.0, 0.0), link_weight=0.0) == 0  # links switched off
 
 
+def test_predicted_displacement_is_read_in_the_view_of_a_moving_camera():
+    """The camera pans 30 px and the person walks 30 px: 60 px in the image, which is what the
+    network's displacement says. Camera-motion compensation moves the track's last box by the
+    pan; the displacement must be read in that same view to confirm the track."""
+
+    class Pan:  # camera-motion estimate: the scene moved 30 px right between frames
+        def estimate(self, frame, boxes):
+            return np.array([[1.0, 0.0, 30.0], [0.0, 1.0, 0.0]])
+
+        def reset(self):
+            pass
+
+    tracker = Tracker(TrackerConfig(camera_motion=True), frame_rate=10)
+    tracker.camera = Pan()
+    frame = np.zeros((240, 320, 3), np.uint8)
+    tracker.update(Detections.empty(), frame=frame)
+    for x, d in ((100.0, 0.0), (160.0, -60.0)):
+        dets = Detections(
+            xyxy=np.array([[x - 10, 75, x + 10, 125]]),
+            scores=np.array([0.9]),
+            displacement=np.array([[d, 0.0]], np.float32),
+            tracklets=np.array([7]),
+        )
+        out = tracker.update(dets, frame=frame)
+    assert len(out) == 1
+
+
 def test_links_are_ignored_without_tracklets_or_with_zero_weight(synth_seq):
     dets = detections_with_displacement(synth_seq.gt, 40)
     plain = [(f, Detections(xyxy=d.xyxy, scores=d.scores)) for f, d in dets]

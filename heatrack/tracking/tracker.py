@@ -293,6 +293,12 @@ class Tracker:
                 t.mean, t.cov = self.kalman.warp(t.mean, t.cov, affine)
                 t.obs_mean, t.obs_cov = self.kalman.warp(t.obs_mean, t.obs_cov, affine)
                 t.last_box[:, :2] = t.last_box[:, :2] @ affine[:, :2].T + affine[:, 2]
+            if affine is not None and moved_back is not None:
+                # Where the network saw each person in the previous image, in this image's
+                # view, as the tracks' last boxes just were.
+                centres = (moved_back[:, :2] + moved_back[:, 2:]) / 2
+                shift = centres @ affine[:, :2].T + affine[:, 2] - centres
+                moved_back = moved_back + np.tile(shift, 2)
         # State after the previous frame's updates: for tracks matched then, it is the state
         # at their last observation, which the re-update replays from if they now miss.
         # (The in-place edit below touches only LOST rows, which are never first misses.)
