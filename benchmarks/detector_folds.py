@@ -11,8 +11,8 @@ held-out sequences, against OpenCV's HOG on the same frames. Results go to
     python benchmarks/detector_folds.py --fold A --epochs 6 --name t1 --set model.frames=1
     python benchmarks/detector_folds.py --fold all --epochs 8 --init runs/folds/fold-A/last.pt
 
-Fold ``all`` trains on every sequence (the shipped model) and scores nothing: its held-out
-accuracy is that of its recipe on folds A-C.
+Fold ``all`` trains on every sequence (the shipped model) and scores nothing: nothing is left
+to hold out, and folds A-C measure how its recipe does on unseen scenes.
 """
 
 from __future__ import annotations

@@ -131,7 +131,12 @@ def main() -> None:
     ap.add_argument("--hog-scales", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
-    held_out = {k: v.split(",") for k, v in (item.split("=", 1) for item in args.held_out)}
+    held_out = {}
+    for item in args.held_out:
+        seq, _, models = item.partition("=")
+        if models.count(",") != 1:
+            ap.error(f"--held-out {item!r}: expected SEQ=DETECTOR,EMBEDDER")
+        held_out[seq] = models.split(",")
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("boxmot").setLevel(logging.ERROR)
 
