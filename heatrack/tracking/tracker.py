@@ -443,12 +443,12 @@ class Tracker:
         pool = _where(status == TENTATIVE)
         dets = _where(free) if len(pool) else pool
         if len(pool) and len(dets):
-            cost = iou_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            weights = None if fused is None else fused[dets]
+            cost = iou_cost(pred[pool], xyxy[dets], weights)
             if moved_back is not None:
                 # A tentative track has no velocity yet; the network's displacement is its
                 # motion: where the detection was a frame ago against where the track was.
-                last = _xyxy(t.last_box[pool])
-                seen = iou_cost(last, moved_back[dets], None if fused is None else fused[dets])
+                seen = iou_cost(_xyxy(t.last_box[pool]), moved_back[dets], weights)
                 cost = np.minimum(cost, seen)
             self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
 
