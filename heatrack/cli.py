@@ -94,6 +94,8 @@ def _track_videos(args: argparse.Namespace) -> int:
     config = tracker_config_for(detector, embedder, config)
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
+    if args.no_links:
+        config = dataclasses.replace(config, link_weight=0.0)
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
     sources = (
@@ -581,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--camera-motion",
         action="store_true",
         help="compensate camera motion estimated from the frames (reads images)",
+    )
+    p.add_argument(
+        "--no-links",
+        action="store_true",
+        help="track without the detector's links in time (its tracklets and displacements), "
+        "keeping every other setting: what the links buy, on your video",
     )
     p.add_argument(
         "--reid",

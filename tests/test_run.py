@@ -177,3 +177,40 @@ def test_track_on_onnxruntime_agrees_with_torch(video, weights, tmp_path, monkey
     # one float's difference reshuffles them; numerical parity of maps, detections and
     # embeddings is asserted in test_onnx.py. Here: the backend runs the whole job.
     assert set(a.frames.tolist()) == set(b.frames.tolist()) == set(range(1, 41))
+
+
+def test_no_links_tracks_as_a_tracker_without_them(video, tmp_path, monkeypatch):
+    """``--no-links`` keeps the weights' thresholds and only sets ``link_weight`` to 0."""
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16, displacement=True), pretrained=False)
+    with torch.no_grad():
+        net.head_out.bias[0] = 0.0
+    det = tmp_path / "linking.pt"
+    config = {"frames": 3, "channels": 16, "displacement": True}
+    torch.save({"model": net.state_dict(), "model_config": config, "meta": {"tracker": TRACKER}},
+               det)  # fmt: skip
+    yaml = tmp_path / "tracker.yaml"
+    yaml.write_text("tracker:\n" + "".join(f"  {k}: {v}\n" for k, v in TRACKER.items())
+                    + "  link_weight: 0.0\n")  # fmt: skip
+    runs = {
+        "links": [],
+        "no-links": ["--no-links"],
+        "weight 0": ["--config", str(yaml)],
+    }
+    import heatrack.tracking.tracker as tracker_module
+
+    seen, original = {}, tracker_module.Tracker.__init__
+
+    def spy(self, config, *args, **kwargs):
+        seen[name] = config
+        original(self, config, *args, **kwargs)
+
+    monkeypatch.setattr(tracker_module.Tracker, "__init__", spy)
+    text = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        assert main(_args(video, (det, "none"), out, *extra)) == 0
+        text[name] = (out / "WALK.txt").read_text()
+    assert seen["links"].link_weight > 0 and seen["no-links"].link_weight == 0
+    assert seen["no-links"] == seen["weight 0"]  # the weights' thresholds, links off
+    assert text["no-links"] == text["weight 0"]
