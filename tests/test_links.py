@@ -185,6 +185,19 @@ def test_linker_keeps_people_apart_where_they_cross():
     assert ids[0][0] != ids[0][1]
 
 
+def test_linker_leaves_the_parting_of_a_merged_detection_to_the_tracker():
+    # A and B walk together and become one detection in frame 2; it continues A's tracklet.
+    linker = TrackletLinker()
+    first = linker.update(_dets([(100.0, 100.0), (130.0, 100.0)], np.zeros((2, 2))), 1)
+    merged = linker.update(_dets([(115.0, 100.0)], [[-15.0, 0.0]]), 2)
+    assert merged[0] == first[0]
+    # In frame 3 they part and both point back to the merged box. The velocity gate rules B
+    # out, but the merged box's velocity is no guide: A's part does not continue it. (B's
+    # part, moved back two frames, bridges to B's own box of frame 1.)
+    parted = linker.update(_dets([(128.0, 100.0), (102.0, 100.0)], [[-13.0, 0.0], [13.0, 0.0]]), 3)
+    assert merged[0] not in parted and parted[1] == first[1]
+
+
 def test_linker_bridges_a_missed_frame_under_constant_velocity():
     linker = TrackletLinker(LinkConfig(max_gap=2))
     first = linker.update(_dets([(100.0, 100.0)], np.zeros((1, 2))), 1)
