@@ -8,6 +8,7 @@ links (``link_weight`` 0: IoU, motion) and with them (the default weight), and t
 linker alone given zero vectors (nearest-centre links). TrackEval scores all of them.
 
     python benchmarks/links_stress.py --seeds 0 1 2 3
+    python benchmarks/links_stress.py --ambiguity 0.5 0.8 1.0   # how LinkConfig's was picked
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from heatrack.data.synthetic import SyntheticConfig, render
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.io.mot import MotRows
 from heatrack.pipeline import frames_to_rows
-from heatrack.tracking.links import relink
+from heatrack.tracking.links import LinkConfig, relink
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 
 #: (label, speed range px/frame, fps, people)
@@ -31,9 +32,10 @@ SCENES = [
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "IDSW")
 
 
-def run(dets, weight: float, fps: float, nearest: bool = False) -> MotRows:
+def run(dets, weight: float, fps: float, nearest: bool = False, ambiguity=None) -> MotRows:
     tracker = Tracker(TrackerConfig(link_weight=weight), frame_rate=fps)
-    linked = relink(dets, blind=nearest)
+    config = LinkConfig() if ambiguity is None else LinkConfig(ambiguity=ambiguity)
+    linked = relink(dets, config, blind=nearest)
     return frames_to_rows((f, tracker.update(d, frame_index=f)) for f, d in linked)
 
 
@@ -43,6 +45,13 @@ def main() -> None:
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--noise", type=float, default=0.03)
+    ap.add_argument(
+        "--ambiguity",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also track with links under each of these LinkConfig.ambiguity margins",
+    )
     args = ap.parse_args()
     weight = TrackerConfig().link_weight
     print(f"{time.strftime('%Y-%m-%d')}; seeds {args.seeds}, 100 frames each, 480x240\n")
@@ -61,6 +70,10 @@ def main() -> None:
             "tracker alone": dict(weight=0.0),
             f"tracker + links (weight {weight:g})": dict(weight=weight),
             "nearest-centre links": dict(weight=weight, nearest=True),
+            **{
+                f"tracker + links, ambiguity {a:g}": dict(weight=weight, ambiguity=a)
+                for a in args.ambiguity
+            },
         }
         for name, options in variants.items():
             results = [

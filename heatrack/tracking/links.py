@@ -86,13 +86,12 @@ class TrackletLinker:
                 dist = np.linalg.norm(
                     predicted[:, None, :] - prev_centres[None, candidates, :], axis=2
                 )
-                cost = dist / (self.config.gate * heights[open_rows, None])
-                near = cost.copy()  # rivals count by position, whatever their velocity
+                near = dist / (self.config.gate * heights[open_rows, None])
                 turn = np.linalg.norm(
                     -step[open_rows, None, :] - prev_v[None, candidates, :], axis=2
                 ) / (self.config.velocity_gate * heights[open_rows, None])
                 turn[:, ~known[candidates]] = 0.0  # a tracklet's first box has no velocity yet
-                cost = np.where(turn < 1.0, cost + turn, np.inf)
+                cost = np.where(turn < 1.0, near + turn, np.inf)
                 rows, cols = match_pairs(cost, 1.0)
                 rows, cols = self._unambiguous(cost, near, rows, cols)
                 ids[open_rows[rows]] = prev_ids[candidates[cols]]
