@@ -82,3 +82,16 @@ def test_appearance_cannot_override_a_clear_motion_winner():
     kept = fuse_appearance(motion, appearance, 0.05, 0.5, clear_margin=0.1)
     assert kept[0, 1] == 0.45 and kept[0, 0] == 0.1
     assert kept[1, 2] == 0.02  # the ambiguous track still gets appearance's help
+
+
+def test_a_links_push_does_not_silence_a_confident_appearance_match():
+    # The detector's links pushed detection 0 away from this track (another tracklet owns it)
+    # and pulled detection 1 towards it; appearance says detection 0 is this very person.
+    motion = np.array([[0.3, 0.4]])
+    linked = np.array([[0.65, 0.2]])
+    appearance = np.array([[0.01, 0.9]])
+    fused = fuse_appearance(motion, appearance, 0.05, 0.5, cost=linked)
+    np.testing.assert_allclose(fused, [[0.01, 0.2]])
+    # The gates read plain motion: a pull cannot open them to a far look-alike.
+    far = fuse_appearance(np.array([[0.9]]), np.array([[0.01]]), 0.05, 0.5, cost=np.array([[0.45]]))
+    np.testing.assert_allclose(far, [[0.45]])

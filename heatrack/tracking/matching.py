@@ -56,6 +56,7 @@ def fuse_appearance(
     appearance_gate: float,
     proximity_gate: float,
     clear_margin: float = 0.0,
+    cost: np.ndarray | None = None,
 ) -> np.ndarray:
     """Min of motion and appearance cost, where appearance counts only when it is both close
     enough (< ``appearance_gate``) and supported by overlap (motion cost < ``proximity_gate``).
@@ -65,6 +66,10 @@ def fuse_appearance(
     a pair that motion alone already decides (its cost beats every other in its row and its
     column by the margin) is left to motion: appearance may not pull that track or that
     detection elsewhere; it only speaks where overlap is ambiguous.
+
+    ``cost``: what appearance competes with when it is not ``motion`` itself (motion with the
+    detector's links applied). The gates still read plain ``motion``, so a link's push cannot
+    silence a confident appearance match, nor its pull open the gate to a far look-alike.
     """
     app = appearance.copy()
     app[(appearance >= appearance_gate) | (motion >= proximity_gate)] = 1.0
@@ -81,7 +86,7 @@ def fuse_appearance(
         clear = (row_gap >= clear_margin) & (col_gap >= clear_margin) & (best_cost < proximity_gate)
         app[rows[clear]] = 1.0
         app[:, best[clear]] = 1.0
-    return np.minimum(motion, app)
+    return np.minimum(motion if cost is None else cost, app)
 
 
 def match_pairs(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

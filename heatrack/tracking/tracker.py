@@ -416,13 +416,19 @@ class Tracker:
         dets = _where(free)
         if len(pool) and len(dets):
             motion_cost = diou_cost if cfg.distance_iou else iou_cost
-            cost = motion_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            motion = motion_cost(pred[pool], xyxy[dets], None if fused is None else fused[dets])
+            cost = linked(motion, pool, dets)
             if use_app:
                 app = appearance_cost(t.emb[pool], emb[dets])
                 cost = fuse_appearance(
-                    cost, app, cfg.appearance_gate, cfg.proximity_gate, cfg.appearance_clear_margin
+                    motion,
+                    app,
+                    cfg.appearance_gate,
+                    cfg.proximity_gate,
+                    cfg.appearance_clear_margin,
+                    cost=cost,
                 )
-            self._assign(match, free, pool, dets, linked(cost, pool, dets), cfg.match_cost)
+            self._assign(match, free, pool, dets, cost, cfg.match_cost)
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
         dets = _where(scores < cfg.high_score)
