@@ -1,8 +1,9 @@
 """End-to-end speed of the main job on 2 CPU cores: decode, detector, embedder, tracker.
 
 Runs ``heatrack.run.track_frames`` over a real video with the shipped models, at the default
-input size, once per backend (torch, ONNX Runtime) and once without appearance, each in its
-own process so that peak memory (max RSS) is the backend's own. Warm-up: the first 10 frames
+input size, once per backend (torch, ONNX Runtime), once without appearance and once without
+the detector's links in time (its displacement head and linker skipped), each in its own
+process so that peak memory (max RSS) is the backend's own. Warm-up: the first 10 frames
 are not timed (ONNX export on first use is excluded too).
 
     python benchmarks/track_speed.py --video ../shared/data/videos/london-crossing.mp4
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
+def measure(video: str, backend: str, appearance: bool, links: bool, frames: int) -> dict:
     import torch
 
     from heatrack.inference import InferenceConfig, load_detector
@@ -33,7 +34,7 @@ def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
     from heatrack.tracking.tracker import Tracker
 
     torch.set_num_threads(os.cpu_count() or 1)
-    detector = load_detector(config=InferenceConfig(), backend=backend)
+    detector = load_detector(config=InferenceConfig(use_links=links), backend=backend)
     embedder = load_embedder(backend=backend) if appearance else None
     crops = [0]
     if embedder is not None:  # count the crops the tracker actually asks for
@@ -58,6 +59,7 @@ def measure(video: str, backend: str, appearance: bool, frames: int) -> dict:
     return {
         "backend": backend,
         "appearance": appearance,
+        "links": links and detector.model.config.displacement,
         "frames": len(times),
         "fps": n / timed,
         "tracked_boxes_per_frame": boxes / max(len(times), 1),
@@ -73,16 +75,27 @@ def main() -> None:
     )
     ap.add_argument("--video", default=str(ROOT.parent / "shared/data/videos/london-crossing.mp4"))
     ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--one", nargs=2, metavar=("BACKEND", "APPEARANCE"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--one", nargs=3, metavar=("BACKEND", "APPEARANCE", "LINKS"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_speed.md")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure(args.video, args.one[0], args.one[1] == "1", args.frames)))
+        backend, appearance, links = args.one
+        print(
+            json.dumps(measure(args.video, backend, appearance == "1", links == "1", args.frames))
+        )
         return
     rows = []
-    for backend, appearance in (("torch", "1"), ("onnxruntime", "1"), ("torch", "0")):
+    runs = (
+        ("torch", "1", "1"),
+        ("onnxruntime", "1", "1"),
+        ("torch", "0", "1"),
+        ("torch", "1", "0"),
+    )
+    for backend, appearance, links in runs:
         cmd = [sys.executable, __file__, "--video", args.video, "--frames", str(args.frames),
-               "--one", backend, appearance]  # fmt: skip
+               "--one", backend, appearance, links]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
@@ -90,13 +103,14 @@ def main() -> None:
         f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, {os.cpu_count()} cores; "
         f"video {Path(args.video).name}, first {args.frames} frames (10 warm-up frames untimed).",
         "",
-        "| backend | appearance | FPS (decode+detect+embed+track) | boxes/frame "
+        "| backend | appearance | links | FPS (decode+detect+embed+track) | boxes/frame "
         "| crops embedded/frame | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['backend']} | {'on' if r['appearance'] else 'off'} | {r['fps']:.1f} | "
+            f"| {r['backend']} | {'on' if r['appearance'] else 'off'} | "
+            f"{'on' if r['links'] else 'off'} | {r['fps']:.1f} | "
             f"{r['tracked_boxes_per_frame']:.1f} | {r['embedded_per_frame']:.1f} | "
             f"{r['peak_rss_mb']:.0f} |"
         )

@@ -87,15 +87,13 @@ def _track_videos(args: argparse.Namespace) -> int:
 
     if args.reid is None:
         args.reid = "shipped"
-    inference = InferenceConfig(input_long_side=args.input_long_side)
+    inference = InferenceConfig(input_long_side=args.input_long_side, use_links=not args.no_links)
     detector = load_detector(args.checkpoint, inference, backend=args.backend)
     embedder = _embedder_for(args)
     config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None
     config = tracker_config_for(detector, embedder, config)
     if args.camera_motion:
         config = dataclasses.replace(config, camera_motion=True)
-    if args.no_links:
-        config = dataclasses.replace(config, link_weight=0.0)
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
     sources = (
@@ -587,8 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-links",
         action="store_true",
-        help="track without the detector's links in time (its tracklets and displacements), "
-        "keeping every other setting: what the links buy, on your video",
+        help="track without the detector's links in time (its displacement head and linker are "
+        "skipped), keeping every other setting: what the links buy, on your video",
     )
     p.add_argument(
         "--reid",

@@ -47,6 +47,9 @@ class InferenceConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Tracklet linking from the displacement head (models that have it).
     links: LinkConfig = field(default_factory=LinkConfig)
+    #: False skips the displacement head and the linker even where the model has them
+    #: (``heatrack track --no-links``): detections as from the same model without the head.
+    use_links: bool = True
     #: Torch threads (0: leave torch's default).
     threads: int = 0
 
@@ -165,7 +168,7 @@ class Detector:
         n = counts.pop(index)
         maps = {name: m / n for name, m in sums.pop(index).items()}
         displacement = None
-        links = self.model.config.displacement
+        links = self.model.config.displacement and self.config.use_links
         previous, self._finished = self._finished, feats
         if links and previous is not None and previous.shape == feats.shape:
 

@@ -180,7 +180,8 @@ def test_track_on_onnxruntime_agrees_with_torch(video, weights, tmp_path, monkey
 
 
 def test_no_links_tracks_as_a_tracker_without_them(video, tmp_path, monkeypatch):
-    """``--no-links`` keeps the weights' thresholds and only sets ``link_weight`` to 0."""
+    """``--no-links`` keeps the weights' thresholds and skips the head: the tracker gets no
+    tracklets, and tracks as it does with ``link_weight`` 0."""
     torch.manual_seed(0)
     net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16, displacement=True), pretrained=False)
     with torch.no_grad():
@@ -199,18 +200,28 @@ def test_no_links_tracks_as_a_tracker_without_them(video, tmp_path, monkeypatch)
     }
     import heatrack.tracking.tracker as tracker_module
 
-    seen, original = {}, tracker_module.Tracker.__init__
+    seen, linked, init, update = (
+        {},
+        {},
+        tracker_module.Tracker.__init__,
+        tracker_module.Tracker.update,
+    )
 
-    def spy(self, config, *args, **kwargs):
+    def spy_init(self, config, *args, **kwargs):
         seen[name] = config
-        original(self, config, *args, **kwargs)
+        init(self, config, *args, **kwargs)
 
-    monkeypatch.setattr(tracker_module.Tracker, "__init__", spy)
+    def spy_update(self, detections, *args, **kwargs):
+        linked[name] = linked.get(name, False) or detections.tracklets is not None
+        return update(self, detections, *args, **kwargs)
+
+    monkeypatch.setattr(tracker_module.Tracker, "__init__", spy_init)
+    monkeypatch.setattr(tracker_module.Tracker, "update", spy_update)
     text = {}
     for name, extra in runs.items():
         out = tmp_path / name
         assert main(_args(video, (det, "none"), out, *extra)) == 0
         text[name] = (out / "WALK.txt").read_text()
-    assert seen["links"].link_weight > 0 and seen["no-links"].link_weight == 0
-    assert seen["no-links"] == seen["weight 0"]  # the weights' thresholds, links off
+    assert seen["no-links"] == seen["links"]  # the weights' thresholds
+    assert linked == {"links": True, "no-links": False, "weight 0": True}
     assert text["no-links"] == text["weight 0"]
