@@ -27,3 +27,10 @@ def synth_seq():
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory, synth_seq):
     return write_sequence(synth_seq, tmp_path_factory.mktemp("synth") / synth_seq.config.name)
+
+
+@pytest.fixture(autouse=True)
+def onnx_cache(tmp_path_factory, monkeypatch):
+    """ONNX exports made by tests (``heatrack track`` runs on ONNX Runtime by default) go to
+    a temporary folder, never to the user's ~/.cache."""
+    monkeypatch.setenv("HEATRACK_CACHE", str(tmp_path_factory.getbasetemp() / "heatrack-cache"))

@@ -325,6 +325,7 @@ def test_track_cli_with_appearance(tmp_path, monkeypatch):
     torch.save({"model": model.state_dict(), "model_config": {"dim": 8}}, ckpt)
     out = tmp_path / "out"
     args = ["track", str(folder), "--detections", str(det), "--output", str(out)]
+    args += ["--backend", "torch"]  # the counting spy wraps the torch embedder
     crops = []
     real_embed = Embedder.embed
 

@@ -166,8 +166,8 @@ def test_track_a_root_of_sequences(tmp_path, weights):
 
 def test_track_on_onnxruntime_agrees_with_torch(video, weights, tmp_path, monkeypatch):
     monkeypatch.setenv("HEATRACK_CACHE", str(tmp_path / "cache"))
-    assert main(_args(video, weights, tmp_path / "torch")) == 0
-    assert main(_args(video, weights, tmp_path / "ort", "--backend", "onnxruntime")) == 0
+    assert main(_args(video, weights, tmp_path / "torch", "--backend", "torch")) == 0
+    assert main(_args(video, weights, tmp_path / "ort")) == 0  # ONNX Runtime by default
     assert list((tmp_path / "cache" / "onnx").glob("detector-*.head.onnx"))
     assert list((tmp_path / "cache" / "onnx").glob("embedder-*.onnx"))
     a = read_results(tmp_path / "torch" / "WALK.txt")
@@ -225,3 +225,18 @@ def test_no_links_tracks_as_a_tracker_without_them(video, tmp_path, monkeypatch)
     assert seen["no-links"] == seen["links"]  # the weights' thresholds
     assert linked == {"links": True, "no-links": False, "weight 0": True}
     assert text["no-links"] == text["weight 0"]
+
+
+def test_track_falls_back_to_torch_where_the_onnx_cache_cannot_be_written(
+    video, weights, tmp_path, monkeypatch, caplog
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HEATRACK_CACHE", str(blocker))
+    assert main(_args(video, weights, tmp_path / "torch", "--backend", "torch")) == 0
+    assert "running on torch" not in caplog.text
+    assert main(_args(video, weights, tmp_path / "fallback")) == 0
+    assert "running on torch" in caplog.text
+    assert (tmp_path / "fallback" / "WALK.txt").read_text() == (
+        tmp_path / "torch" / "WALK.txt"
+    ).read_text()
