@@ -90,16 +90,15 @@ def _track_videos(args: argparse.Namespace) -> int:
     if args.reid is None:
         args.reid = "shipped"
     inference = InferenceConfig(input_long_side=args.input_long_side, use_links=not args.no_links)
-    try:
-        detector = load_detector(args.checkpoint, inference, backend=args.backend)
-        embedder = _embedder_for(args)
-    except (ImportError, OSError) as exc:  # no onnxruntime, or no writable export cache
-        if args.backend == "torch":
-            raise
-        log.warning("ONNX Runtime unavailable (%s): running on torch, about half as fast", exc)
-        args.backend = "torch"
-        detector = load_detector(args.checkpoint, inference, backend="torch")
-        embedder = _embedder_for(args)
+    if args.backend == "onnxruntime":
+        from heatrack.models.onnx import unavailable
+
+        reason = unavailable()
+        if reason:
+            log.warning("%s: running on torch, about half as fast", reason)
+            args.backend = "torch"
+    detector = load_detector(args.checkpoint, inference, backend=args.backend)
+    embedder = _embedder_for(args)
     config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None
     config = tracker_config_for(detector, embedder, config)
     if args.camera_motion:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -203,6 +204,23 @@ def cache_dir() -> Path:
     """Where ONNX exports of weights files are kept (``HEATRACK_CACHE`` or ~/.cache/heatrack)."""
     root = os.environ.get("HEATRACK_CACHE") or Path.home() / ".cache" / "heatrack"
     return Path(root) / "onnx"
+
+
+def unavailable() -> str | None:
+    """Why the ONNX Runtime backend cannot run here (no onnxruntime, or an export cache that
+    cannot be written), or None when it can."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        return f"onnxruntime cannot be imported ({exc})"
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"the export cache {folder} cannot be written ({exc})"
+    return None
 
 
 def onnx_detector(weights: str | os.PathLike, threads: int = 0) -> OnnxHeatmapNet:
