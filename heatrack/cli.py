@@ -13,8 +13,6 @@ import numpy as np
 
 from heatrack import __version__
 
-log = logging.getLogger(__name__)
-
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from heatrack.eval.mot import evaluate, format_table, load_sequences
@@ -90,13 +88,9 @@ def _track_videos(args: argparse.Namespace) -> int:
     if args.reid is None:
         args.reid = "shipped"
     inference = InferenceConfig(input_long_side=args.input_long_side, use_links=not args.no_links)
-    if args.backend == "onnxruntime":
-        from heatrack.models.onnx import unavailable
+    from heatrack.models.onnx import usable_backend
 
-        reason = unavailable()
-        if reason:
-            log.warning("%s: running on torch, about half as fast", reason)
-            args.backend = "torch"
+    args.backend = usable_backend(args.backend)
     detector = load_detector(args.checkpoint, inference, backend=args.backend)
     embedder = _embedder_for(args)
     config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None

@@ -58,3 +58,15 @@ def test_embedder_onnx_matches_torch(tmp_path, colour_weight):
     assert ours.shape == (3, config.output_dim)
     np.testing.assert_allclose(ours, onnx_model.embed(frame, boxes), atol=ATOL)
     assert onnx_model.meta["tracker"]["appearance_gate"] == 0.1
+
+
+def test_onnxruntime_is_used_only_where_its_export_cache_can_be_written(tmp_path, monkeypatch):
+    from heatrack.models.onnx import usable_backend
+
+    monkeypatch.setenv("HEATRACK_CACHE", str(tmp_path / "cache"))
+    assert usable_backend("onnxruntime") == "onnxruntime"
+    assert usable_backend("torch") == "torch"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("HEATRACK_CACHE", str(blocker))
+    assert usable_backend("onnxruntime") == "torch"

@@ -11,6 +11,7 @@ and the tracker pipeline exactly where the torch models go.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -30,6 +31,8 @@ from heatrack.models.reid import (
 )
 
 OPSET = 17
+
+log = logging.getLogger(__name__)
 
 
 class _Encoder(nn.Module):
@@ -204,6 +207,15 @@ def cache_dir() -> Path:
     """Where ONNX exports of weights files are kept (``HEATRACK_CACHE`` or ~/.cache/heatrack)."""
     root = os.environ.get("HEATRACK_CACHE") or Path.home() / ".cache" / "heatrack"
     return Path(root) / "onnx"
+
+
+def usable_backend(backend: str) -> str:
+    """``backend``, or "torch" (with a warning saying why) where "onnxruntime" cannot run."""
+    reason = unavailable() if backend == "onnxruntime" else None
+    if reason:
+        log.warning("%s: running on torch, about half as fast", reason)
+        return "torch"
+    return backend
 
 
 def unavailable() -> str | None:
