@@ -186,12 +186,13 @@ def _is_image_folder(path: Path) -> bool:
 def _cmd_detect(args: argparse.Namespace) -> int:
     from heatrack.inference import InferenceConfig, load_detector
     from heatrack.io.sources import open_source
+    from heatrack.models.onnx import usable_backend
 
     config = InferenceConfig(input_long_side=args.input_long_side)
     config = dataclasses.replace(
         config, decode=dataclasses.replace(config.decode, score_threshold=args.score_threshold)
     )
-    detector = load_detector(args.checkpoint, config)
+    detector = load_detector(args.checkpoint, config, backend=usable_backend(args.backend))
     source = open_source(args.source)
     per_frame = [(index, dets) for index, dets, _ in detector.stream(source)]
     out = args.output / f"{source.name}.txt"
@@ -494,6 +495,17 @@ def _add_crop_arguments(p) -> None:
     p.add_argument("--cache-dir", type=Path, default=Path("cache/frames"))
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="onnxruntime",
+        help="run the models on ONNX Runtime (default: about twice torch's speed on a CPU; "
+        "exported on first use and cached in $HEATRACK_CACHE or ~/.cache/heatrack; falls back "
+        "to torch where that cannot be written) or on torch",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heatrack", description="Find and follow every pedestrian in a video."
@@ -551,14 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the detector sees frames resized so their longer side is this (default 512; "
         "1024 finds the small people of 1080p video better, with four times the pixels to process)",
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnxruntime"],
-        default="onnxruntime",
-        help="run the models on ONNX Runtime (default: about twice torch's speed on a CPU; "
-        "exported on first use and cached in $HEATRACK_CACHE or ~/.cache/heatrack; falls back "
-        "to torch where that cannot be written) or on torch",
-    )
+    _add_backend(p)
     p.add_argument(
         "--render",
         action="store_true",
@@ -638,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         "1024 finds the small people of 1080p video better, with four times the pixels to process)",
     )
     p.add_argument("--score-threshold", type=float, default=0.3)
+    _add_backend(p)
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser(
