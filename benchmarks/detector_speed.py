@@ -6,7 +6,10 @@ decoding to Detections. Also counts the floating-point work per frame with torch
 counter (one encode plus one window of fusion and heads: in streaming each new frame costs
 exactly that) and compares the achieved rate with the machine's measured matmul throughput.
 
-Weights do not change speed, so an untrained HeatmapNet stands in until one is shipped.
+The architecture's rows (T = 1, 3, 5) use an untrained HeatmapNet: the network's cost does
+not depend on its weights. The last rows stream the shipped detector itself, with its
+displacement head and linker (whose cost grows with the number of people) and without them,
+on torch and on ONNX Runtime (exported to a temporary cache, export untimed).
 
     python benchmarks/detector_speed.py --video ../shared/data/videos/london-crossing.mp4
 """
@@ -16,13 +19,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from heatrack.inference import Detector, InferenceConfig, network_size
+from heatrack.inference import Detector, InferenceConfig, load_detector, network_size
 from heatrack.io.sources import open_source
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
 
@@ -76,18 +80,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = HeatmapNet(HeatmapNetConfig(frames=t), pretrained=False)
         detector = Detector(model, InferenceConfig(input_long_side=args.long_side))
-        source = open_source(args.video)
-        w, h = source.size
-
-        def limited(src=source):
-            for k, item in enumerate(src):
-                if k >= args.max_frames:
-                    return
-                yield item
-
-        start = time.perf_counter()
-        n = sum(1 for _ in detector.stream(limited()))
-        fps = n / (time.perf_counter() - start)
+        w, h = open_source(args.video).size
+        n, fps = stream_fps(detector, args.video, args.max_frames)
         gflop = flops_per_frame(model, w, h, args.long_side) / 1e9
         in_w, in_h, _, _ = network_size(w, h, args.long_side)
         print(
@@ -95,6 +89,36 @@ def main() -> None:
             f"{100 * gflop * fps / peak:.0f}% |",
             flush=True,
         )
+    os.environ.setdefault("HEATRACK_CACHE", tempfile.mkdtemp(prefix="heatrack-speed-"))
+    shipped = load_detector()
+    gflop = flops_per_frame(shipped.model, w, h, args.long_side) / 1e9
+    version = shipped.meta.get("version", "?")
+    for backend, links in (("torch", True), ("torch", False), ("onnxruntime", True)):
+        config = InferenceConfig(input_long_side=args.long_side, use_links=links)
+        detector = load_detector(config=config, backend=backend)
+        n, fps = stream_fps(detector, args.video, args.max_frames)
+        label = f"shipped {version}, {backend}, links {'on' if links else 'off'}"
+        print(
+            f"| {shipped.model.config.frames} ({label}) | {in_w}x{in_h} | {n} | {fps:.1f} | "
+            f"{gflop:.2f} | {100 * gflop * fps / peak:.0f}% |",
+            flush=True,
+        )
+
+
+def stream_fps(detector, video: Path, max_frames: int) -> tuple[int, float]:
+    """Frames streamed and frames per second over the first ``max_frames`` of ``video``
+    (decoding included)."""
+    source = open_source(video)
+
+    def limited():
+        for k, item in enumerate(source):
+            if k >= max_frames:
+                return
+            yield item
+
+    start = time.perf_counter()
+    n = sum(1 for _ in detector.stream(limited()))
+    return n, n / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ the overlapping windows (``Detections.tracklets``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections import deque
@@ -74,16 +75,35 @@ def preprocess(image: np.ndarray, size: tuple[int, int, float, float]) -> torch.
     return torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)))[None]
 
 
+def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (in eval mode) with each BatchNorm2d that follows a Conv2d in a Sequential
+    folded into that convolution and replaced by Identity: the same outputs, fewer calls."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Sequential):
+            continue
+        for i in range(1, len(module)):
+            conv, bn = module[i - 1], module[i]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                module[i - 1] = fuse_conv_bn_eval(conv, bn)
+                module[i] = torch.nn.Identity()
+    return model
+
+
 class Detector:
     """A HeatmapNet ready for inference; ``stream`` turns frames into per-frame Detections."""
 
     def __init__(self, model: HeatmapNet, config: InferenceConfig = InferenceConfig()) -> None:
-        self.model = model.eval()
         if isinstance(model, torch.nn.Module):
+            # A copy with every batch norm folded into its convolution: a fifth of the time
+            # per frame went to the separate batch-norm calls. The caller's model is untouched.
+            model = fold_batch_norms(copy.deepcopy(model).eval())
             # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
             # (the per-frame encoder; the fusion block is 3-D and stays as it is).
-            self.model.backbone.to(memory_format=torch.channels_last)
-            self.model.neck.to(memory_format=torch.channels_last)
+            model.backbone.to(memory_format=torch.channels_last)
+            model.neck.to(memory_format=torch.channels_last)
+        self.model = model.eval()
         self.config = config
         self.frames = model.config.frames
         self._valid_cells: dict[tuple, tuple[int, int]] = {}

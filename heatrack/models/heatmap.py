@@ -123,6 +123,14 @@ def local_correlation(a: torch.Tensor, b: torch.Tensor, radius: int) -> torch.Te
 def _correlate(a: torch.Tensor, padded: torch.Tensor, radius: int) -> torch.Tensor:
     """``local_correlation`` with ``b`` already given ``radius`` cells of margin."""
     h, w = a.shape[-2:]
+    if h * w <= 9:
+        # Streaming's 3x3 patches: one product over a strided view of every shift is several
+        # times faster than (2r+1)^2 small ops (on whole maps the loop is faster).
+        k = 2 * radius + 1
+        rows = torch.arange(k)[:, None, None, None] + torch.arange(h)[None, None, :, None]
+        cols = torch.arange(k)[None, :, None, None] + torch.arange(w)[None, None, None, :]
+        windows = padded[:, :, rows, cols]  # (N, C, k, k, h, w): every shift at once
+        return (a[:, :, None, None] * windows).mean(1).reshape(a.shape[0], k * k, h, w)
     out = [
         (a * padded[:, :, dy : dy + h, dx : dx + w]).mean(1, keepdim=True)
         for dy in range(2 * radius + 1)
