@@ -76,16 +76,19 @@ def preprocess(image: np.ndarray, size: tuple[int, int, float, float]) -> torch.
 
 
 def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (in eval mode) with each BatchNorm2d that follows a Conv2d in a Sequential
-    folded into that convolution and replaced by Identity: the same outputs, fewer calls."""
+    """``model`` (in eval mode) with each batch norm that follows a convolution in a
+    Sequential folded into that convolution and replaced by Identity: the same outputs,
+    fewer calls."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    nn = torch.nn
+    pairs = ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
     for module in model.modules():
-        if not isinstance(module, torch.nn.Sequential):
+        if not isinstance(module, nn.Sequential):
             continue
         for i in range(1, len(module)):
             conv, bn = module[i - 1], module[i]
-            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            if any(isinstance(conv, c) and isinstance(bn, b) for c, b in pairs):
                 module[i - 1] = fuse_conv_bn_eval(conv, bn)
                 module[i] = torch.nn.Identity()
     return model

@@ -202,7 +202,8 @@ def displacement_patches(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The inputs of :meth:`DisplacementHead.at_patches` for cells (rows, cols) of two (1, C,
     h, w) feature maps: 3x3 patches of ``current``, (3 + 2r)^2 patches of ``previous``, and
-    their inside-the-map masks."""
+    their inside-the-map masks. Cells outside the map repeat its border (cheaper than padding
+    the whole map each frame); ``at_patches`` masks them out, so they never count."""
     h, w = current.shape[-2:]
     rows, cols = rows.long(), cols.long()
 
@@ -211,8 +212,8 @@ def displacement_patches(
         rr = rows[:, None] + offsets  # (K, size)
         cc = cols[:, None] + offsets
         inside = ((rr >= 0) & (rr < h))[:, :, None] & ((cc >= 0) & (cc < w))[:, None, :]
-        padded = F.pad(features[0], (half, half, half, half))
-        patch = padded[:, (rr + half)[:, :, None], (cc + half)[:, None, :]]  # (C, K, s, s)
+        rr_in, cc_in = rr.clamp(0, h - 1), cc.clamp(0, w - 1)
+        patch = features[0][:, rr_in[:, :, None], cc_in[:, None, :]]  # (C, K, s, s)
         return patch.permute(1, 0, 2, 3), inside[:, None].float()
 
     now, inside_now = cut(current, 1)
