@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from heatrack.config import from_dict
-from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
 from heatrack.models.decode import DecodeConfig, decode_frame
 from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
@@ -73,25 +73,6 @@ def preprocess(image: np.ndarray, size: tuple[int, int, float, float]) -> torch.
     padded = np.zeros((in_h, in_w, 3), np.float32)
     padded[:rh, :rw] = x
     return torch.from_numpy(np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1)))[None]
-
-
-def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (in eval mode) with each batch norm that follows a convolution in a
-    Sequential folded into that convolution and replaced by Identity: the same outputs,
-    fewer calls."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    nn = torch.nn
-    pairs = ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
-    for module in model.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        for i in range(1, len(module)):
-            conv, bn = module[i - 1], module[i]
-            if any(isinstance(conv, c) and isinstance(bn, b) for c, b in pairs):
-                module[i - 1] = fuse_conv_bn_eval(conv, bn)
-                module[i] = torch.nn.Identity()
-    return model
 
 
 class Detector:

@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from heatrack.data.reid import cut_crop
-from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features, load_imagenet
+from heatrack.models.backbone import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MobileNetV2Features,
+    fold_batch_norms,
+    load_imagenet,
+)
 
 _MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
 _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
@@ -215,7 +221,7 @@ def load_embedder(weights: str | os.PathLike | None = None, backend: str = "torc
         from heatrack.models.onnx import onnx_embedder
 
         return onnx_embedder(weights)
-    return Embedder.from_checkpoint(weights)
+    return fold_batch_norms(Embedder.from_checkpoint(weights))
 
 
 def appearance_thresholds(
