@@ -3,8 +3,9 @@
 Runs ``heatrack.run.track_frames`` over a real video with the shipped models, at the default
 input size, once per backend (torch, ONNX Runtime), once without appearance and once without
 the detector's links in time (its displacement head and linker skipped), each in its own
-process so that peak memory (max RSS) is the backend's own. Warm-up: the first 10 frames
-are not timed (ONNX export on first use is excluded too).
+process so that peak memory (max RSS) is the backend's own; the configurations take turns
+``--repeat`` times and the median FPS is reported, so that a drifting machine hits them alike.
+Warm-up: the first 10 frames are not timed (ONNX export on first use is excluded too).
 
     python benchmarks/track_speed.py --video ../shared/data/videos/london-crossing.mp4
 """
@@ -16,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -78,6 +80,7 @@ def main() -> None:
     ap.add_argument(
         "--one", nargs=3, metavar=("BACKEND", "APPEARANCE", "LINKS"), help=argparse.SUPPRESS
     )
+    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration (median FPS)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_speed.md")
     args = ap.parse_args()
     if args.one:
@@ -93,15 +96,24 @@ def main() -> None:
         ("torch", "0", "1"),
         ("torch", "1", "0"),
     )
-    for backend, appearance, links in runs:
-        cmd = [sys.executable, __file__, "--video", args.video, "--frames", str(args.frames),
-               "--one", backend, appearance, links]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
+    results: dict[tuple, list[dict]] = {run: [] for run in runs}
+    for _ in range(args.repeat):  # the configurations take turns: drift hits them alike
+        for run in runs:
+            backend, appearance, links = run
+            cmd = [sys.executable, __file__, "--video", args.video, "--frames", str(args.frames),
+                   "--one", backend, appearance, links]  # fmt: skip
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            results[run].append(json.loads(out.strip().splitlines()[-1]))
+            print(results[run][-1], flush=True)
+    for run in runs:
+        row = dict(results[run][-1])
+        row["fps"] = statistics.median(r["fps"] for r in results[run])
+        row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results[run])
+        rows.append(row)
     lines = [
         f"Date {time.strftime('%Y-%m-%d')}; {platform.machine()}, {os.cpu_count()} cores; "
-        f"video {Path(args.video).name}, first {args.frames} frames (10 warm-up frames untimed).",
+        f"video {Path(args.video).name}, first {args.frames} frames (10 warm-up frames untimed); "
+        f"median FPS of {args.repeat} runs per configuration, taking turns.",
         "",
         "| backend | appearance | links | FPS (decode+detect+embed+track) | boxes/frame "
         "| crops embedded/frame | peak RSS MB |",

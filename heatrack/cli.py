@@ -500,7 +500,7 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=["torch", "onnxruntime"],
         default="onnxruntime",
-        help="run the models on ONNX Runtime (default: about twice torch's speed on a CPU; "
+        help="run the models on ONNX Runtime (default: faster than torch on a CPU, about 1.2x; "
         "exported on first use and cached in $HEATRACK_CACHE or ~/.cache/heatrack; falls back "
         "to torch where that cannot be written) or on torch",
     )

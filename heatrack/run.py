@@ -77,7 +77,7 @@ def track(
 ) -> Iterator[tuple[int, Tracks]]:
     """Track every pedestrian in ``source`` (a FrameSource, or a path / camera index / URL):
     yields ``(frame_index, Tracks)`` for every decodable frame, in order. The shipped detector
-    and embedder are used unless given, on ``backend`` (ONNX Runtime, about twice torch's
+    and embedder are used unless given, on ``backend`` (ONNX Runtime, about 1.2x torch's
     speed on a CPU, unless it cannot run here); ``appearance=False`` tracks by motion alone."""
     from heatrack.inference import load_detector
     from heatrack.models.onnx import usable_backend

@@ -213,7 +213,7 @@ def usable_backend(backend: str) -> str:
     """``backend``, or "torch" (with a warning saying why) where "onnxruntime" cannot run."""
     reason = unavailable() if backend == "onnxruntime" else None
     if reason:
-        log.warning("%s: running on torch, about half as fast", reason)
+        log.warning("%s: running on torch instead (a little slower)", reason)
         return "torch"
     return backend
 
