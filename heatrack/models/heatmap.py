@@ -124,7 +124,7 @@ def _correlate(a: torch.Tensor, padded: torch.Tensor, radius: int) -> torch.Tens
     """``local_correlation`` with ``b`` already given ``radius`` cells of margin."""
     h, w = a.shape[-2:]
     if h * w <= 9:
-        # Streaming's 3x3 patches: one product over a strided view of every shift is several
+        # Streaming's 3x3 patches: one gather of every shift, then one product, is several
         # times faster than (2r+1)^2 small ops (on whole maps the loop is faster).
         k = 2 * radius + 1
         rows = torch.arange(k)[:, None, None, None] + torch.arange(h)[None, None, :, None]
