@@ -154,3 +154,26 @@ def test_exported_weights_load_and_damage_is_refused(tmp_path, net, monkeypatch)
         load_detector()
     with pytest.raises(WeightsError, match="cannot be read"):
         Detector.from_checkpoint(models / "detector.pt")
+
+
+def test_folding_batch_norms_keeps_the_outputs():
+    from heatrack.models.backbone import fold_batch_norms
+
+    torch.manual_seed(1)
+    model = HeatmapNet(HeatmapNetConfig(frames=3, channels=16, displacement=True), pretrained=False)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in norms:  # statistics and affine terms far from the identity they start as
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    clips = torch.randn(1, 3, 3, 64, 96)
+    with torch.no_grad():
+        before = model(clips)
+        folded = fold_batch_norms(model)
+        after = folded(clips)
+    assert len(norms) > 20
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], atol=1e-4, rtol=1e-4)
