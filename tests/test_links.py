@@ -381,3 +381,29 @@ def test_renderer_draws_each_persons_motion_arrow():
     assert overlay[100, int(150 - 5 * ARROW_SCALE)].any()
     no_arrows = heatmap_overlay(image, np.zeros((50, 75)), 1, Detections(dets.xyxy, dets.scores))
     assert not no_arrows[100, int(150 - 5 * ARROW_SCALE)].any()
+
+
+def test_a_wrong_link_does_not_outvote_a_confident_appearance_match():
+    """A and B walk side by side. In frame 4 only A is detected, but the linker wrongly
+    continues B's tracklet on A's box. Appearance and overlap both say A: the link's push
+    away from A must not silence that, nor its pull hand A's box to B."""
+    e_a, e_b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    a_box, b_box = [0.0, 0.0, 10.0, 20.0], [9.5, 0.0, 19.5, 20.0]
+    config = TrackerConfig(appearance_clear_margin=0.0, min_hits=1)
+    tracker = Tracker(config, frame_rate=10)
+    for _ in range(3):
+        both = Detections(
+            xyxy=np.array([a_box, b_box]),
+            scores=np.array([0.9, 0.9]),
+            embeddings=np.stack([e_a, e_b]),
+            tracklets=np.array([1, 2]),
+        )
+        ids = tracker.update(both).ids
+    a_only = Detections(
+        xyxy=np.array([[1.0, 0.0, 11.0, 20.0]]),
+        scores=np.array([0.9]),
+        embeddings=e_a[None],
+        tracklets=np.array([2]),  # B's tracklet, on A's box
+    )
+    out = tracker.update(a_only)
+    assert out.ids[out.det_index >= 0].tolist() == [ids[0]]
