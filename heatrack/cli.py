@@ -33,9 +33,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_track(args: argparse.Namespace) -> int:
     from heatrack.config import load_config
     from heatrack.io.mot import write_results
+    from heatrack.models.onnx import usable_backend
     from heatrack.pipeline import detections_file, find_sequence_folders, track_public_detections
     from heatrack.tracking.tracker import TrackerConfig
 
+    args.backend = usable_backend(args.backend)  # once, for the detector and the embedder
     if args.detections is None:
         return _track_videos(args)
     config = load_config(TrackerConfig, args.config, section="tracker")
@@ -67,7 +69,7 @@ def _embedder_for(args: argparse.Namespace):
     from heatrack.models.reid import load_embedder
 
     weights = None if args.reid == "shipped" else args.reid
-    return load_embedder(weights, backend=getattr(args, "backend", "torch"))
+    return load_embedder(weights, backend=args.backend)
 
 
 def _track_videos(args: argparse.Namespace) -> int:
@@ -88,9 +90,6 @@ def _track_videos(args: argparse.Namespace) -> int:
     if args.reid is None:
         args.reid = "shipped"
     inference = InferenceConfig(input_long_side=args.input_long_side, use_links=not args.no_links)
-    from heatrack.models.onnx import usable_backend
-
-    args.backend = usable_backend(args.backend)
     detector = load_detector(args.checkpoint, inference, backend=args.backend)
     embedder = _embedder_for(args)
     config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None
