@@ -80,8 +80,8 @@ class Detector:
 
     def __init__(self, model: HeatmapNet, config: InferenceConfig = InferenceConfig()) -> None:
         if isinstance(model, torch.nn.Module):
-            # A copy with every batch norm folded into its convolution: a fifth of the time
-            # per frame went to the separate batch-norm calls. The caller's model is untouched.
+            # A copy with the batch norms folded (fold_batch_norms); the caller's model, which
+            # may still be training, is untouched.
             model = fold_batch_norms(copy.deepcopy(model).eval())
             # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
             # (the per-frame encoder; the fusion block is 3-D and stays as it is).

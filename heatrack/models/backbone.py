@@ -144,7 +144,7 @@ def load_imagenet(backbone: MobileNetV2Features) -> MobileNetV2Features:
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """``model`` (in eval mode) with each batch norm that follows a convolution in a
     Sequential folded into that convolution and replaced by Identity: the same outputs,
-    fewer calls (on a CPU the separate batch-norm calls took a fifth of each frame)."""
+    fewer calls (the detector streams about 1.5x faster on 2 CPU cores: BENCHMARKS.md)."""
     pairs = ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
     for module in model.modules():
         if not isinstance(module, nn.Sequential):
