@@ -318,8 +318,8 @@ def _train_config(config_type, args: argparse.Namespace, held_out_field: str):
         cfg = dataclasses.replace(cfg, train_sequences=tuple(args.train_sequences))
     if args.held_out is not None:
         cfg = dataclasses.replace(cfg, **{held_out_field: tuple(args.held_out)})
-    if not cfg.train_sequences:
-        raise ValueError(f"{args.config}: train_sequences is empty")
+    if not cfg.train_sequences and not getattr(cfg, "train_folders", ()):
+        raise ValueError(f"{args.config}: nothing to train on (train_sequences is empty)")
     return cfg
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -135,9 +134,7 @@ class TrackRun:
         back to the frame it had reached."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.state_path.is_file():
-            with open(self.state_path, "rb") as fh:
-                state = pickle.load(fh)
-            tracker, self.last_frame = state["tracker"], state["frame"]
+            self.last_frame = self._load_state(tracker)
             rows = read_results(self.results) if self.results.is_file() else None
             keep = "" if rows is None else _rows_text(rows[rows.frames <= self.last_frame])
             write_atomic(self.results, keep)
@@ -156,10 +153,24 @@ class TrackRun:
         if index % self.save_every == 0:
             self.save(tracker)
 
+    def _load_state(self, tracker: Tracker) -> int:
+        """Put the saved state into ``tracker``; the frame it had reached. Arrays only:
+        reading a state file never unpickles (a crafted file cannot run code)."""
+        try:
+            with np.load(self.state_path, allow_pickle=False) as state:
+                tracker.load_state_dict(state)
+                return int(state["frame"])
+        except (ValueError, KeyError, OSError, EOFError) as exc:
+            raise ValueError(
+                f"{self.state_path}: not a heatrack tracker state ({exc}); it may come from an "
+                "older heatrack (which pickled it): run without --resume to start over"
+            ) from None
+
     def save(self, tracker: Tracker) -> None:
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            pickle.dump({"tracker": tracker, "frame": self.last_frame, "time": time.time()}, fh)
+            np.savez(fh, frame=np.asarray(self.last_frame), time=np.asarray(time.time()),
+                     **tracker.state_dict())  # fmt: skip
         os.replace(tmp, self.state_path)
 
     def close(self, tracker: Tracker, finished: bool) -> None:

@@ -1,14 +1,21 @@
-"""Person crops cut from MOTChallenge ground truth, for training and evaluating the embedder.
+"""Person crops for training and evaluating the embedder: one ``Crops`` interface for every
+labelled source.
 
-Crops come through the decoded-frame cache (``img1/`` and video-backed sequences alike) and are
-kept in memory as uint8 arrays, a little larger than the network input so that training can
-crop at random. Only real pedestrians count, large and visible enough, every ``every`` frames.
-Identities are ``(sequence, gt id)`` pairs, numbered 0..P-1 in the order met.
+- Cut from MOTChallenge ground truth (``collect_crops``): through the decoded-frame cache
+  (``img1/`` and video-backed sequences alike); only real pedestrians count, large and visible
+  enough, every ``every`` frames. Identities are ``(sequence, gt id)`` pairs.
+- Read from identity folders (``read_identity_folder``): Market-1501 and CUHK03 / CUHK01 crop
+  folders, identity and camera parsed from each file name (``NAMING`` documents the schemes).
+
+Crops are kept in memory as uint8 arrays, a little larger than the network input so that
+training can crop at random. Identities are numbered 0..P-1 in the order met; ``concatenate``
+keeps the identities of different sources apart.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +81,37 @@ class Crops:
     @property
     def num_identities(self) -> int:
         return int(self.labels.max()) + 1 if len(self) else 0
+
+    @staticmethod
+    def empty(stored_size: tuple[int, int]) -> Crops:
+        h, w = stored_size
+        ints = [np.zeros(0, np.int64) for _ in range(4)]
+        return Crops(np.zeros((0, h, w, 3), np.uint8), *ints, np.zeros(0), [])
+
+    @staticmethod
+    def concatenate(parts: Sequence[Crops]) -> Crops:
+        """One set from several sources: labels offset so that no identity is shared between
+        sources, sequence names joined (and indices offset)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise ValueError("no crops to concatenate")
+        sizes = {p.images.shape[1:] for p in parts}
+        if len(sizes) > 1:
+            raise ValueError(f"crops of different stored sizes {sorted(sizes)}")
+        labels, seqs, names = [], [], []
+        for p in parts:
+            labels.append(p.labels + sum(q.num_identities for q in parts[: len(labels)]))
+            seqs.append(p.sequences + len(names))
+            names.extend(p.sequence_names)
+        return Crops(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate(labels),
+            np.concatenate(seqs),
+            np.concatenate([p.frames for p in parts]),
+            np.concatenate([p.track_ids for p in parts]),
+            np.concatenate([p.fps for p in parts]),
+            names,
+        )
 
 
 def cut_crop(image: np.ndarray, xyxy: np.ndarray, size: tuple[int, int], margin: float = 0.0):
@@ -165,6 +203,102 @@ def collect_crops(
     )
 
 
+#: File-name schemes of identity folders: regular expression with groups (identity, camera),
+#: and how a camera group maps to a camera number (0 = the query camera of CUHK's protocol).
+NAMING: dict[str, tuple[re.Pattern, callable]] = {
+    # Market-1501 / DukeMTMC: 0002_c1s1_000451_03.jpg; identity -1 (junk) and 0 (distractor)
+    # are skipped, as in the benchmark's own protocol they never count as true matches.
+    "market1501": (re.compile(r"^(-?\d+)_c(\d+)(?:s\d+)?_\d+(?:_\d+)?$"), lambda c: int(c) - 1),
+    # CUHK03 (as exported by torchreid-style tools): PPPP_KK.jpg, KK 00-04 camera A, 05-09 B.
+    "cuhk03": (re.compile(r"^(\d+)_(\d{2})$"), lambda c: int(c) // 5),
+    # CUHK01: PPPPNNN.jpg, NNN 001-002 camera A, 003-004 camera B.
+    "cuhk01": (re.compile(r"^(\d{4})(\d{3})$"), lambda c: (int(c) - 1) // 2),
+}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class CropNameError(ValueError):
+    pass
+
+
+def parse_crop_name(path: str | os.PathLike, scheme: str) -> tuple[int, int]:
+    """(identity, camera) from a crop's file name under ``scheme``; a name that does not fit
+    raises ``CropNameError`` naming the file."""
+    if scheme not in NAMING:
+        raise ValueError(f"unknown crop naming {scheme!r}; known: {sorted(NAMING)}")
+    pattern, camera_of = NAMING[scheme]
+    match = pattern.match(Path(path).stem)
+    if match is None:
+        raise CropNameError(f"{path}: file name does not follow the {scheme} naming")
+    return int(match.group(1)), int(camera_of(match.group(2)))
+
+
+def guess_naming(names: Sequence[str]) -> str:
+    """The scheme the first image name fits (Market-1501 first: its names are the most
+    specific)."""
+    for name in names:
+        for scheme in ("market1501", "cuhk03", "cuhk01"):
+            if NAMING[scheme][0].match(Path(name).stem):
+                return scheme
+        raise CropNameError(f"{name}: file name follows none of {sorted(NAMING)}")
+    raise CropNameError("no image files")
+
+
+def read_identity_folder(
+    folder: str | os.PathLike,
+    naming: str = "auto",
+    stored_size: tuple[int, int] = CropConfig.stored_size,
+    name: str | None = None,
+) -> Crops:
+    """Every crop of a Market-1501- or CUHK-style folder, resized to ``stored_size``.
+
+    Cameras become sequences ``<name>/cam<k>`` (k 0-based), so cross-camera protocols and the
+    tracker's same-sequence calibration both see them; ``frames`` numbers the crops of one
+    identity and camera (their order in the folder), and ``fps`` is infinite: crops of one
+    identity and camera count as taken at one instant, so the near-duplicate window of
+    ``eval.reid`` drops every same-camera match (the Market-1501 protocol).
+    Files that are not images are ignored; an image name that does not parse is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such crop folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise CropNameError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    scheme = guess_naming([p.name for p in files]) if naming == "auto" else naming
+    name = name or folder.name
+    parsed = [(p, *parse_crop_name(p, scheme)) for p in files]
+    if scheme == "market1501":
+        parsed = [row for row in parsed if row[1] > 0]
+    label_of: dict[int, int] = {}
+    seq_of: dict[int, int] = {}
+    count: dict[tuple[int, int], int] = {}
+    images, labels, seqs, frames, tids = [], [], [], [], []
+    h, w = stored_size
+    for path, pid, camera in parsed:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: cannot be decoded as an image")
+        label_of.setdefault(pid, len(label_of))
+        seq_of.setdefault(camera, camera)
+        images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
+        labels.append(label_of[pid])
+        seqs.append(camera)
+        frames.append(count.get((pid, camera), 0))
+        count[(pid, camera)] = frames[-1] + 1
+        tids.append(pid)
+    cameras = sorted(seq_of)
+    remap = {c: i for i, c in enumerate(cameras)}
+    return Crops(
+        np.stack(images) if images else np.zeros((0, h, w, 3), np.uint8),
+        np.asarray(labels, np.int64),
+        np.asarray([remap[c] for c in seqs], np.int64),
+        np.asarray(frames, np.int64),
+        np.asarray(tids, np.int64),
+        np.full(len(labels), np.inf),
+        [f"{name}/cam{c}" for c in cameras],
+    )
+
+
 def split_identities(
     crops: Crops,
     test_sequences: Sequence[str] = (),
@@ -191,12 +325,30 @@ def split_identities(
 class PKSampler:
     """Batches of P identities x K crops each (crops drawn with replacement when an identity
     has fewer than K), identities without replacement within a batch. Batch-hard triplet loss
-    needs both positives and negatives in every batch; this guarantees them."""
+    needs both positives and negatives in every batch; this guarantees them.
 
-    def __init__(self, labels: np.ndarray, p: int, k: int, batches: int, seed: int = 0) -> None:
-        self.by_id = [np.flatnonzero(labels == i) for i in np.unique(labels)]
+    ``identity_weights`` (one per identity, in label order) make some identities likelier to
+    be drawn: ``source_weights`` gives each source of a mixed set its share of the draws."""
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        p: int,
+        k: int,
+        batches: int,
+        seed: int = 0,
+        identity_weights: np.ndarray | None = None,
+    ) -> None:
+        ids = np.unique(labels)
+        self.by_id = [np.flatnonzero(labels == i) for i in ids]
         if len(self.by_id) < p:
             raise ValueError(f"P = {p} identities per batch, but only {len(self.by_id)} exist")
+        self.prob = None
+        if identity_weights is not None:
+            w = np.asarray(identity_weights, np.float64)[ids]
+            if (w < 0).any() or np.count_nonzero(w) < p:
+                raise ValueError(f"identity weights: fewer than P = {p} identities can be drawn")
+            self.prob = w / w.sum()
         self.p, self.k, self.batches, self.seed = p, k, batches, seed
         self.epoch = 0
 
@@ -209,12 +361,22 @@ class PKSampler:
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng((self.seed, self.epoch))
         for _ in range(self.batches):
-            chosen = rng.choice(len(self.by_id), size=self.p, replace=False)
+            chosen = rng.choice(len(self.by_id), size=self.p, replace=False, p=self.prob)
             batch = []
             for i in chosen:
                 pool = self.by_id[i]
                 batch.extend(rng.choice(pool, size=self.k, replace=len(pool) < self.k).tolist())
             yield batch
+
+
+def source_weights(sizes: Sequence[int], weights: Sequence[float]) -> np.ndarray:
+    """Per-identity draw weights for sources of ``sizes`` identities each (labels in order, as
+    ``Crops.concatenate`` numbers them): source s gets ``weights[s]`` of the draws, spread
+    evenly over its identities."""
+    if len(sizes) != len(weights):
+        raise ValueError(f"{len(sizes)} sources but {len(weights)} weights")
+    parts = [np.full(n, w / n) for n, w in zip(sizes, weights, strict=True) if n]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def export_market1501(

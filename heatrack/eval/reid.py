@@ -7,6 +7,10 @@ earlier), which would make rank-1 trivial; the MOT analogue of Market-1501 dropp
 same-camera matches. Crops of other people are never excluded, even from the same frame.
 Queries left with no true match in their gallery are skipped and counted.
 
+Cross-camera (``evaluate_cross_camera``), for identity folders such as CUHK03: the crops of one
+camera (camera A) are the queries, the crops of the other cameras the gallery, one query image
+at a time.
+
 Multi-query: the query embedding is the mean (renormalised) of the query's excluded tracklet,
 the same identity's crops within the window, as a tracker would average a track's crops.
 """
@@ -85,3 +89,19 @@ def evaluate_embeddings(
     tracklets /= np.linalg.norm(tracklets, axis=1, keepdims=True).clip(1e-12)
     multi = cmc_map(1.0 - tracklets @ emb.T, crops.labels, crops.labels, allowed, config.ranks)
     return {"single": single, "multi": multi}
+
+
+def evaluate_cross_camera(
+    embeddings: np.ndarray, crops: Crops, query_sequence: int = 0, ranks=(1, 5, 10)
+) -> dict[str, float]:
+    """CMC and mAP with the crops of sequence (camera) ``query_sequence`` as single queries
+    and every crop of the other sequences as the gallery."""
+    emb = np.asarray(embeddings, np.float64)
+    query = crops.sequences == query_sequence
+    if not query.any() or query.all():
+        raise ValueError(
+            f"cross-camera evaluation needs crops of camera {query_sequence} and of another "
+            f"camera; sequences are {crops.sequence_names}"
+        )
+    dist = 1.0 - emb[query] @ emb[~query].T
+    return cmc_map(dist, crops.labels[query], crops.labels[~query], None, tuple(ranks))

@@ -32,6 +32,7 @@ from heatrack.models.backbone import (
     fold_batch_norms,
     load_imagenet,
 )
+from heatrack.models.osnet import OSNetFeatures, fc_layer
 
 _MEAN = np.array(IMAGENET_MEAN, np.float32)[::-1] * 255  # BGR order
 _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
@@ -39,7 +40,10 @@ _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
 
 @dataclass(frozen=True)
 class EmbedderConfig:
-    #: Output dimensions.
+    #: Network: "mobilenetv2" (ImageNet start) or an OSNet ("osnet_x0_25", "osnet_x0_5"),
+    #: which can start from torchreid weights (``ReidTrainConfig.init_torchreid``).
+    backbone: str = "mobilenetv2"
+    #: Output dimensions (OSNet's published embedding layer has 512).
     dim: int = 128
     #: Horizontal stripes pooled on their own besides the whole crop (0: the whole crop only).
     #: With 2, upper and lower body each get their own features: clothing layout that a
@@ -110,10 +114,20 @@ class Embedder(_BoxEmbedding, nn.Module):
     def __init__(self, config: EmbedderConfig = EmbedderConfig(), pretrained: bool = True):
         super().__init__()
         self.config = config
-        self.backbone = MobileNetV2Features(strides=(32,), last_conv=True)
-        if pretrained:
-            load_imagenet(self.backbone)
-        self.reduce = nn.Linear(self.backbone.channels[-1] * (1 + config.parts), config.dim)
+        pooled_channels = 1 + config.parts
+        if config.backbone == "mobilenetv2":
+            self.backbone = MobileNetV2Features(strides=(32,), last_conv=True)
+            if pretrained:
+                load_imagenet(self.backbone)
+            self.reduce = nn.Linear(self.backbone.channels[-1] * pooled_channels, config.dim)
+        elif config.backbone.startswith("osnet"):
+            self.backbone = OSNetFeatures(config.backbone)
+            self.reduce = fc_layer(self.backbone.channels[-1] * pooled_channels, config.dim)
+        else:
+            raise ValueError(
+                f"unknown embedder backbone {config.backbone!r}; "
+                "known: mobilenetv2, osnet_x0_25, osnet_x0_5"
+            )
         self.neck = nn.BatchNorm1d(config.dim)
         self.neck.bias.requires_grad_(False)  # BNNeck: no shift, the classifier sees a cone
         self.classifier = (
@@ -122,6 +136,17 @@ class Embedder(_BoxEmbedding, nn.Module):
         #: What the weights say of themselves; "tracker" holds appearance thresholds
         #: calibrated for this embedder's distance scale (see ``appearance_thresholds``).
         self.meta: dict = {}
+        #: Keep the backbone's batch-norm statistics fixed while training (set by the trainer
+        #: when the start came with its norms folded into the convolutions, as from ONNX).
+        self.frozen_norms = False
+
+    def train(self, mode: bool = True) -> Embedder:
+        super().train(mode)
+        if mode and self.frozen_norms:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(N, 3, H, W) normalised RGB -> ``features`` (for the triplet loss), ``embedding``

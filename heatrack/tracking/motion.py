@@ -30,7 +30,22 @@ class CameraMotion:
     def reset(self) -> None:
         self._prev: np.ndarray | None = None
         self._prev_pts: np.ndarray | None = None
-        self._scale = 1.0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The previous frame and its features as arrays (for a tracker's saved state)."""
+        out = {}
+        if self._prev is not None:
+            out["camera.prev"] = self._prev
+        if self._prev_pts is not None:
+            out["camera.prev_pts"] = self._prev_pts
+        return out
+
+    def load_state_dict(self, state) -> None:
+        self.reset()
+        if "camera.prev" in state:
+            self._prev = np.asarray(state["camera.prev"], np.uint8)
+        if "camera.prev_pts" in state:
+            self._prev_pts = np.asarray(state["camera.prev_pts"], np.float32)
 
     def estimate(self, frame: np.ndarray, people: np.ndarray | None = None) -> np.ndarray | None:
         """Affine A (2x3) mapping previous-frame pixels to this frame's, or None if unknown.

@@ -232,6 +232,51 @@ class Tracker:
         if self.camera is not None:
             self.camera.reset()
 
+    #: Version of ``state_dict``'s layout; a state of another version is refused.
+    STATE_VERSION = 1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything ``update`` will read, as plain arrays (no Python objects): what
+        ``heatrack track --resume`` saves with ``np.savez`` and reads with pickling off."""
+        t = self._t
+        state = {f"track.{n}": getattr(t, n) for n in t.FIELDS if getattr(t, n) is not None}
+        counters = [self.STATE_VERSION, self._next_id, self._frame, self._previous_frame,
+                    -1 if self._emb_dim is None else self._emb_dim]  # fmt: skip
+        state["counters"] = np.asarray(counters, np.int64)
+        if self.camera is not None:
+            state.update(self.camera.state_dict())
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Continue from ``state_dict()``'s arrays (a mapping, such as an opened ``.npz``);
+        a state of another layout raises ``ValueError``."""
+        counters = np.asarray(state["counters"], np.int64)
+        if len(counters) != 5 or counters[0] != self.STATE_VERSION:
+            raise ValueError(f"tracker state version {counters[:1]} is not {self.STATE_VERSION}")
+        table = _TrackTable()
+        for name in table.FIELDS:
+            key = f"track.{name}"
+            if key in state:
+                value = np.asarray(state[key])
+                empty = getattr(table, name)
+                if empty is not None and (value.dtype, value.shape[1:]) != (
+                    empty.dtype,
+                    empty.shape[1:],
+                ):
+                    raise ValueError(
+                        f"tracker state: {key} has dtype {value.dtype} and shape "
+                        f"{value.shape}, not {empty.dtype} (n, *{empty.shape[1:]})"
+                    )
+                setattr(table, name, value)
+        sizes = {len(getattr(table, n)) for n in table.FIELDS if getattr(table, n) is not None}
+        if len(sizes) > 1:
+            raise ValueError(f"tracker state: per-track arrays of different lengths {sizes}")
+        self._t = table
+        _, self._next_id, self._frame, self._previous_frame, emb_dim = (int(v) for v in counters)
+        self._emb_dim = None if emb_dim < 0 else emb_dim
+        if self.camera is not None:
+            self.camera.load_state_dict(state)
+
     @property
     def frame_index(self) -> int:
         """Index of the last frame seen (0 before the first)."""

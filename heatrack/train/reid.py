@@ -1,10 +1,16 @@
-"""Train the embedder on person crops cut from MOTChallenge ground truth.
+"""Train the embedder on person crops: cut from MOTChallenge ground truth, and read from
+Market-1501- or CUHK-style identity folders, mixed by weight.
 
 P x K batches (P identities, K crops each), batch-hard triplet loss on the features before the
 BNNeck plus identity cross-entropy (label smoothing) after it. Augmentation: random crop and
 rescale, horizontal flip, colour jitter, random erasing. The shared
 :class:`~heatrack.train.engine.Engine` runs it (progress, logs, plots, checkpoints, resume,
-DDP); after each epoch CMC and mAP are measured on the held-out identities.
+DDP); after each epoch CMC and mAP are measured on the held-out identities (held-out MOT
+sequences, and held-out identity folders under the cross-camera protocol).
+
+The network may start from ImageNet (MobileNetV2) or, for an OSNet, from torchreid weights: a
+state dict (``.pth``) or an ONNX export (``.onnx``, batch norms folded: their statistics then
+stay fixed while training).
 """
 
 from __future__ import annotations
@@ -19,15 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from heatrack.config import from_dict
 from heatrack.data.reid import (
     CropConfig,
     Crops,
     PKSampler,
     central_view,
     collect_crops,
+    read_identity_folder,
+    source_weights,
     split_identities,
 )
-from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
+from heatrack.eval.reid import ReidEvalConfig, evaluate_cross_camera, evaluate_embeddings
 from heatrack.io.cache import FrameCache
 from heatrack.models.losses import batch_hard_triplet
 from heatrack.models.reid import (
@@ -55,8 +64,31 @@ class ReidAugmentConfig:
 
 
 @dataclass(frozen=True)
+class IdentityFolderConfig:
+    """One identity-folder source (``heatrack.data.reid.read_identity_folder``)."""
+
+    path: str = ""
+    #: File-name scheme: market1501, cuhk03, cuhk01, or auto (from the first name).
+    naming: str = "auto"
+    #: Share of the P identities of a batch drawn from this source, relative to the others.
+    weight: float = 1.0
+    #: Name in logs and metrics (default: the folder's path).
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class ReidTrainConfig:
     train_sequences: tuple[str, ...] = ()
+    #: Sampling weight of all MOT crops together (the ``train_sequences``), next to folders'.
+    mot_weight: float = 1.0
+    #: Identity folders trained on, each a mapping of ``IdentityFolderConfig`` keys.
+    train_folders: tuple = ()
+    #: Identity folders held out, scored after each epoch: the first camera's crops are the
+    #: queries, the other cameras' the gallery (metrics ``<name>_rank1``, ``<name>_mAP``).
+    test_folders: tuple = ()
+    #: Start an OSNet from torchreid weights: a ``.pth`` state dict or an ``.onnx`` export
+    #: (path as given, not under the data root). Empty: ImageNet for MobileNetV2.
+    torchreid_weights: str = ""
     #: Held-out sequences (every identity in them is a test identity). Empty: identities of
     #: the train sequences are split, ``test_fraction`` of them held out.
     test_sequences: tuple[str, ...] = ()
@@ -131,37 +163,108 @@ def reid_loss(model, batch, device, cfg: ReidTrainConfig):
     return loss, parts
 
 
-def load_splits(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Crops, Crops]:
-    """(train, test) crops, identity-disjoint."""
+def _path(name: str, data_root: Path | None) -> Path:
+    return Path(name) if data_root is None else data_root / name
 
-    def path(n):
-        return Path(n) if data_root is None else data_root / n
 
+def _folders(items, field_name: str) -> list[IdentityFolderConfig]:
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise ValueError(f"{field_name}[{i}]: expected a path or a mapping, got {item!r}")
+        folder = from_dict(IdentityFolderConfig, item, f"{field_name}[{i}]")
+        if not folder.path:
+            raise ValueError(f"{field_name}[{i}]: no path")
+        out.append(folder)
+    return out
+
+
+def read_folder(folder: IdentityFolderConfig, cfg: ReidTrainConfig, data_root) -> Crops:
+    return read_identity_folder(
+        _path(folder.path, data_root), folder.naming, cfg.crops.stored_size,
+        folder.name or folder.path,
+    )  # fmt: skip
+
+
+def load_splits(
+    cfg: ReidTrainConfig, data_root: Path | None = None
+) -> tuple[Crops, Crops, np.ndarray]:
+    """(train, test) MOT and folder crops, identity-disjoint, and the per-identity draw weights
+    of the train crops (each source its configured share)."""
     names = list(cfg.train_sequences) + list(cfg.test_sequences)
-    crops = collect_crops([path(n) for n in names], FrameCache(cfg.cache_dir), cfg.crops)
-    if cfg.test_sequences:
-        held_out = crops.sequence_names[len(cfg.train_sequences) :]
-        return split_identities(crops, test_sequences=held_out)
-    if cfg.test_fraction > 0:
-        return split_identities(crops, test_fraction=cfg.test_fraction, seed=cfg.engine.seed)
-    return crops, crops.subset(np.zeros(len(crops), bool))
+    parts, weights = [], []
+    test = None
+    if names:
+        crops = collect_crops(
+            [_path(n, data_root) for n in names], FrameCache(cfg.cache_dir), cfg.crops
+        )
+        if cfg.test_sequences:
+            held_out = crops.sequence_names[len(cfg.train_sequences) :]
+            mot, test = split_identities(crops, test_sequences=held_out)
+        elif cfg.test_fraction > 0:
+            mot, test = split_identities(
+                crops, test_fraction=cfg.test_fraction, seed=cfg.engine.seed
+            )
+        else:
+            mot = crops
+        parts.append(mot)
+        weights.append(cfg.mot_weight)
+    for folder in _folders(cfg.train_folders, "train_folders"):
+        parts.append(read_folder(folder, cfg, data_root))
+        weights.append(folder.weight)
+    if not any(len(p) for p in parts):
+        raise ValueError("no training crops: name train_sequences or train_folders")
+    train = Crops.concatenate(parts)
+    draw = source_weights([p.num_identities for p in parts if len(p)],
+                          [w for p, w in zip(parts, weights, strict=True) if len(p)])  # fmt: skip
+    return train, Crops.empty(cfg.crops.stored_size) if test is None else test, draw
+
+
+def initial_weights(model: Embedder, init: str) -> None:
+    """Load ``init`` (torchreid OSNet ``.pth`` or ``.onnx``) into ``model``; every tensor but
+    the new BNNeck and classifier must be found."""
+    from heatrack.models.osnet import onnx_osnet_state, read_torchreid_state, torchreid_to_embedder
+
+    if not model.config.backbone.startswith("osnet"):
+        raise ValueError(f"init {init!r}: only an OSNet backbone starts from torchreid weights")
+    if init.endswith(".onnx"):
+        state = onnx_osnet_state(init, model)
+        model.frozen_norms = True  # folded norms carry no statistics to learn from
+    else:
+        state = torchreid_to_embedder(read_torchreid_state(init))
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(("neck.", "classifier."))]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{init}: does not fit {model.config.backbone} "
+            f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
 
 
 def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, dict]:
-    train, test = load_splits(cfg, data_root)
+    train, test, draw = load_splits(cfg, data_root)
     if train.num_identities < cfg.p:
         raise ValueError(
             f"{train.num_identities} training identities, fewer than P = {cfg.p} per batch"
         )
     model_cfg = dataclasses.replace(cfg.model, num_classes=train.num_identities)
-    model = Embedder(model_cfg)
+    model = Embedder(model_cfg, pretrained=not cfg.torchreid_weights)
+    if cfg.torchreid_weights:
+        initial_weights(model, cfg.torchreid_weights)
+    held_folders = [
+        (f.name or f.path, read_folder(f, cfg, data_root))
+        for f in _folders(cfg.test_folders, "test_folders")
+    ]
     dataset = CropDataset(train, cfg)
     rank, _, world = distributed_context()
 
     def loader_fn(epoch: int):
         sampler = PKSampler(
-            train.labels, cfg.p, cfg.k, cfg.batches_per_epoch // world, seed=cfg.engine.seed + rank
-        )
+            train.labels, cfg.p, cfg.k, cfg.batches_per_epoch // world,
+            seed=cfg.engine.seed + rank, identity_weights=draw,
+        )  # fmt: skip
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers)
 
@@ -171,16 +274,25 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     fraction = float(np.mean(cfg.augment.crop_scale))  # the mean training crop
     calib_view = central_view(calib.images, fraction, cfg.model.input_size)
     test_view = central_view(test.images, fraction, cfg.model.input_size)
+    folder_views = [
+        (name, crops, central_view(crops.images, fraction, cfg.model.input_size))
+        for name, crops in held_folders
+    ]
 
     def on_epoch_end(engine: Engine, epoch: int) -> dict:
         # Thresholds for the tracker, on training people: saved with every checkpoint.
         emb = model.embed_crops(calib_view)
         tracker = appearance_thresholds(emb, calib.labels, calib.sequences)
         engine.extra_state["meta"] = {"tracker": tracker}
-        if not len(test):
-            return dict(tracker)
-        metrics = evaluate_embeddings(model.embed_crops(test_view), test, cfg.evaluation)
-        return {"rank1": metrics["single"]["rank1"], "mAP": metrics["single"]["mAP"], **tracker}
+        out = dict(tracker)
+        if len(test):
+            metrics = evaluate_embeddings(model.embed_crops(test_view), test, cfg.evaluation)
+            out.update(rank1=metrics["single"]["rank1"], mAP=metrics["single"]["mAP"])
+        for name, crops, view in folder_views:
+            m = evaluate_cross_camera(model.embed_crops(view), crops, 0, cfg.evaluation.ranks)
+            key = Path(name).name
+            out.update({f"{key}_rank1": m["rank1"], f"{key}_mAP": m["mAP"]})
+        return out
 
     config = dataclasses.asdict(cfg)
     config["model"] = dataclasses.asdict(model_cfg)
@@ -196,7 +308,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     info = {
         "train_identities": train.num_identities,
         "train_crops": len(train),
-        "test_identities": test.num_identities,
-        "test_crops": len(test),
+        "test_identities": test.num_identities + sum(c.num_identities for _, c in held_folders),
+        "test_crops": len(test) + sum(len(c) for _, c in held_folders),
     }
     return engine, info
