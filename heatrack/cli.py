@@ -280,6 +280,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from heatrack.models.weights import convert_checkpoint
+
+    convert_checkpoint(args.old, args.new)
+    print(f"{args.new}: plain data (tensors, numbers, strings); loads without unpickling code")
+    return 0
+
+
 def _cmd_eval_det(args: argparse.Namespace) -> int:
     from heatrack.eval.detection import APConfig, evaluate_detections
     from heatrack.eval.mot import find_gt_sequences
@@ -677,6 +685,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="relabel from the detections saved in OUTPUT/<name>/det/det.txt by an earlier run",
     )
     p.set_defaults(func=_cmd_pseudo_label)
+
+    p = sub.add_parser(
+        "convert-checkpoint",
+        help="rewrite an older heatrack checkpoint (with numpy numbers in it) as plain data",
+        description="heatrack loads weights with torch.load(weights_only=True): a file holding "
+        "Python objects is refused, because unpickling them could run code. Checkpoints of older "
+        "heatrack versions hold numpy numbers; this reads them allowing numpy's data types "
+        "only (anything else is still refused) and writes NEW as tensors, numbers and strings.",
+    )
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    p.set_defaults(func=_cmd_convert_checkpoint)
 
     p = sub.add_parser(
         "export",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -26,12 +27,41 @@ def from_dict(cls: type[T], values: dict, source: str = "config") -> T:
         default = f.default
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: {key} must be a mapping of keys, got {value!r}")
             value = from_dict(type(default), value, f"{source}: {key}")
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[key] = value
+        kwargs[key] = _checked(value, default, f"{source}: {key}")
     return cls(**kwargs)
+
+
+def _checked(value, default, where: str):
+    """``value`` if it has the kind of the field's default (numbers for a float, a whole
+    number for an int, true/false for a flag, text for text, a list for a tuple; NaN is never
+    a setting); fields without a default kind take anything."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} must be a whole number, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if math.isnan(value):
+            raise ValueError(f"{where} must be a number, got NaN")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be text, got {value!r}")
+    elif isinstance(default, tuple):
+        if not isinstance(value, tuple):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        if any(isinstance(v, float) and math.isnan(v) for v in value):
+            raise ValueError(f"{where} must not hold NaN")
+    return value
 
 
 def apply_overrides(data: dict, overrides, source: str = "--set") -> dict:
@@ -48,7 +78,13 @@ def apply_overrides(data: dict, overrides, source: str = "--set") -> dict:
             child = node.get(part)
             node[part] = child = dict(child) if isinstance(child, dict) else {}
             node = child
-        node[parts[-1]] = yaml.safe_load(text)
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ValueError(
+                f"{source}: {item!r}: the value is not valid YAML ({problem})"
+            ) from None
     return data
 
 

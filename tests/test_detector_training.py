@@ -105,10 +105,10 @@ def test_train_cli_writes_checkpoint_logs_plots_and_resumes(synth_root, tmp_path
     for name in ("last.pt", "log.csv", "epochs.csv", "loss.png", "val_heatmap.png"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    state = torch.load(run / "last.pt", weights_only=False)
+    state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] == 2 and state["epoch"] == 1
     assert main(["train", "detector", "--config", str(path), "--epochs", "2", "--resume"]) == 0
-    state = torch.load(run / "last.pt", weights_only=False)
+    state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] == 4 and state["epoch"] == 2 and len(state["history"]) == 2
 
 
@@ -134,7 +134,7 @@ def test_distributed_training_with_two_cpu_processes(synth_root, tmp_path):
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["step"] == 1  # 4 clips / (batch 2 x 2 processes)
 
 

@@ -230,7 +230,10 @@ def parse_crop_name(path: str | os.PathLike, scheme: str) -> tuple[int, int]:
     match = pattern.match(Path(path).stem)
     if match is None:
         raise CropNameError(f"{path}: file name does not follow the {scheme} naming")
-    return int(match.group(1)), int(camera_of(match.group(2)))
+    camera = int(camera_of(match.group(2)))
+    if camera < 0:
+        raise CropNameError(f"{path}: camera {match.group(2)} (cameras count from 1)")
+    return int(match.group(1)), camera
 
 
 def guess_naming(names: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ the file and the line.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import tempfile
 import warnings
@@ -325,7 +326,7 @@ def read_seqinfo(path: str | os.PathLike) -> SeqInfo:
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)
         sec = parser["Sequence"]
-        return SeqInfo(
+        info = SeqInfo(
             name=sec.get("name", path.parent.name),
             length=int(sec["seqLength"]),
             width=int(sec["imWidth"]),
@@ -334,9 +335,14 @@ def read_seqinfo(path: str | os.PathLike) -> SeqInfo:
             im_dir=sec.get("imDir", "img1"),
             im_ext=sec.get("imExt", ".jpg"),
         )
+        if info.length < 0 or info.width <= 0 or info.height <= 0:
+            raise ValueError("seqLength must be >= 0, imWidth and imHeight > 0")
+        if not (math.isfinite(info.frame_rate) and info.frame_rate > 0):
+            raise ValueError(f"frameRate must be a positive number, got {info.frame_rate}")
+        return info
     except FileNotFoundError:
         raise
-    except (KeyError, ValueError, configparser.Error) as exc:
+    except (KeyError, ValueError, UnicodeDecodeError, configparser.Error) as exc:
         raise MotFormatError(f"{path}: invalid seqinfo.ini ({exc!r})") from None
 
 

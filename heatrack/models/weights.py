@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -51,12 +52,63 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def load_checkpoint(path: str | os.PathLike, map_location="cpu"):
+    """``torch.load`` that never unpickles code: only tensors, numbers, strings and their
+    containers come back (``weights_only=True``). A file that needs more is refused with a
+    ``WeightsError`` saying how to convert it, before anything in it runs."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).split("\n")[0][:300]
+        raise WeightsError(
+            f"{path}: holds Python objects beyond tensors, numbers and strings ({reason}), so "
+            "heatrack does not load it: unpickling them could run code. A checkpoint of an "
+            "older heatrack, whose extras are numpy numbers or arrays, converts with "
+            f"`heatrack convert-checkpoint {path} NEW.pt`; weights from elsewhere should be "
+            "saved as a plain state dict"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot be read as torch weights ({exc})") from None
+
+
+def plain_data(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists (tensors,
+    strings, numbers and containers kept), so that ``load_checkpoint`` reads it back."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {plain_data(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain_data(v) for v in value)
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    return value
+
+
+def convert_checkpoint(old: str | os.PathLike, new: str | os.PathLike) -> None:
+    """Rewrite a checkpoint whose only non-tensor objects are numpy numbers or arrays (what
+    older heatrack versions wrote) as plain data. numpy's data constructors are the only
+    globals allowed; a file that asks for anything else is still refused."""
+    import numpy as np
+
+    allowed = [np._core.multiarray.scalar, np._core.multiarray._reconstruct, np.ndarray, np.dtype]
+    allowed += [type(np.dtype(t)) for t in ("f8", "f4", "f2", "i8", "i4", "i2", "i1", "u1", "?")]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(old, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).split("\n")[0][:300]
+        raise WeightsError(
+            f"{old}: needs more than numpy data to load ({reason}); not converted"
+        ) from None
+    tmp = Path(new).with_name(f".{Path(new).name}.tmp")
+    torch.save(plain_data(state), tmp)
+    os.replace(tmp, new)
+
+
 def read_weights(path: str | os.PathLike) -> tuple[dict, dict, dict]:
     """(state dict, model config dict, meta) from a weights file or a training checkpoint."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise WeightsError(f"{path}: cannot be read as torch weights ({exc})") from None
+    state = load_checkpoint(path)
     if not isinstance(state, dict) or "model" not in state:
         raise WeightsError(f"{path}: no 'model' entry; not a heatrack weights file")
     config = state.get("model_config")
@@ -76,7 +128,7 @@ def export_weights(
     output.parent.mkdir(parents=True, exist_ok=True)
     record = {**old_meta, **(meta or {})}
     tmp = output.with_name(f".{output.name}.tmp")
-    torch.save({"model": model, "model_config": config, "meta": record}, tmp)
+    torch.save(plain_data({"model": model, "model_config": config, "meta": record}), tmp)
     os.replace(tmp, output)
     record = {"file": output.name, "sha256": sha256(output), "bytes": output.stat().st_size}
     record.update({**old_meta, **(meta or {})})

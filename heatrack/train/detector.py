@@ -147,8 +147,9 @@ class ClipDataset(Dataset):
         length: int,
         seed: int | None = None,
     ) -> None:
-        """``seed`` fixes the clips and augmentations (item i is always the same); None
-        draws fresh ones on every access in training. Validation always uses seed 0."""
+        """``seed`` fixes the clips and augmentations: item i of epoch e is always the same
+        (``set_epoch`` picks e), so a resumed run sees what it would have seen; None draws
+        fresh ones on every access in training. Validation always uses seed 0."""
         self.cfg = cfg
         self.train = train
         self.t = cfg.model.frames
@@ -166,6 +167,7 @@ class ClipDataset(Dataset):
         self.sequence_probs = weights / weights.sum()
         self.length = length
         self.seed = seed if seed is not None or train else 0
+        self.epoch = 0
         # Fully visible, not tiny people to paste: (sequence, frame, xyxy at cache scale).
         self.people = [
             (seq, f, box)
@@ -178,8 +180,12 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __getitem__(self, i: int):
-        rng = np.random.default_rng(None if self.seed is None else (self.seed, i))
+        key = (self.seed, i) if self.epoch == 0 else (self.seed, self.epoch, i)
+        rng = np.random.default_rng(None if self.seed is None else key)
         which = int(rng.choice(len(self.starts), p=self.sequence_probs))
         seq, starts = self.starts[which]
         start = starts[int(rng.integers(len(starts)))]
@@ -397,10 +403,13 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
 
     train_seqs = load(cfg.train_sequences)
     val_seqs = load(cfg.val_sequences)
+    torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = HeatmapNet(cfg.model)
     if cfg.freeze:
         model.freeze(*cfg.freeze)
-    train_set = ClipDataset(train_seqs, cfg, train=True, length=cfg.clips_per_epoch)
+    train_set = ClipDataset(
+        train_seqs, cfg, train=True, length=cfg.clips_per_epoch, seed=cfg.engine.seed
+    )
     val_set = (
         ClipDataset(val_seqs, cfg, train=False, length=min(64, cfg.clips_per_epoch))
         if val_seqs
@@ -409,16 +418,21 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
     rank, _, world = distributed_context()
 
     def loader_fn(epoch: int):
+        # Clips and their order follow (seed, epoch) only: a run resumed mid-epoch from its
+        # checkpoint meets the same batches as the run that was stopped.
+        train_set.set_epoch(epoch)
         sampler = (
             DistributedSampler(train_set, world, rank, shuffle=True, seed=epoch)
             if world > 1
             else None
         )
+        order = torch.Generator().manual_seed(cfg.engine.seed * 100003 + epoch)
         return DataLoader(
             train_set,
             batch_size=cfg.batch_size,
             shuffle=sampler is None,
             sampler=sampler,
+            generator=order,
             num_workers=cfg.workers,
             drop_last=True,
         )

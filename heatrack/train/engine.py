@@ -24,6 +24,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from heatrack.models.weights import load_checkpoint, plain_data
+
 log = logging.getLogger(__name__)
 
 
@@ -140,16 +142,18 @@ class Engine:
         if not self.is_main:
             return
         save_atomic(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "step": self.step,
-                "epoch": self.epoch,
-                "history": self.history,
-                "extra": self.extra_state,
-                "rng": torch.get_rng_state(),
-            },
+            plain_data(
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "history": self.history,
+                    "extra": self.extra_state,
+                    "rng": torch.get_rng_state(),
+                }
+            ),
             self.checkpoint_path(),
         )
 
@@ -158,7 +162,7 @@ class Engine:
         path = Path(path) if path else self.checkpoint_path()
         if not path.is_file():
             return False
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, self.device)
         missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
         if unexpected:
             raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
@@ -174,7 +178,7 @@ class Engine:
     def load_weights(self, path: str | os.PathLike) -> None:
         """Start from another run's model weights (fine-tuning, a self-training round): the
         optimiser, schedule and counters start afresh."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, self.device)
         missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
         if unexpected:
             raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")

@@ -111,16 +111,23 @@ class ReidTrainConfig:
 
 
 class CropDataset(Dataset):
-    """Augmented training crops as (image tensor, label)."""
+    """Augmented training crops as (image tensor, label).
+
+    Item ``draw * len(crops) + i`` is crop i under the augmentation of ``(seed, epoch,
+    draw)``: the P x K sampler numbers its draws so, which makes every batch, and a run
+    resumed mid-epoch, reproducible, while repeated draws of one crop differ."""
 
     def __init__(self, crops: Crops, cfg: ReidTrainConfig, seed: int | None = None) -> None:
         self.crops, self.cfg, self.seed = crops, cfg, seed
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, i: int):
-        rng = np.random.default_rng(None if self.seed is None else (self.seed, i))
+    def __getitem__(self, item: int):
+        draw, i = divmod(int(item), len(self.crops))
+        key = (self.seed, i) if draw == 0 and self.epoch == 0 else (self.seed, self.epoch, item)
+        rng = np.random.default_rng(None if self.seed is None else key)
         aug = self.cfg.augment
         img = self.crops.images[i]
         h, w = img.shape[:2]
@@ -148,6 +155,23 @@ class CropDataset(Dataset):
                 rng.normal(size=(3, eh, ew)).astype(np.float32)
             )
         return x, int(self.crops.labels[i])
+
+
+class _Numbered:
+    """A batch sampler's indices i as ``draw * n + i``, draw counting every index handed out
+    this epoch (see ``CropDataset``)."""
+
+    def __init__(self, sampler, n: int) -> None:
+        self.sampler, self.n = sampler, n
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        draw = 0
+        for batch in self.sampler:
+            yield [(draw + k) * self.n + i for k, i in enumerate(batch)]
+            draw += len(batch)
 
 
 def reid_loss(model, batch, device, cfg: ReidTrainConfig):
@@ -250,6 +274,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
             f"{train.num_identities} training identities, fewer than P = {cfg.p} per batch"
         )
     model_cfg = dataclasses.replace(cfg.model, num_classes=train.num_identities)
+    torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = Embedder(model_cfg, pretrained=not cfg.torchreid_weights)
     if cfg.torchreid_weights:
         initial_weights(model, cfg.torchreid_weights)
@@ -257,7 +282,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         (f.name or f.path, read_folder(f, cfg, data_root))
         for f in _folders(cfg.test_folders, "test_folders")
     ]
-    dataset = CropDataset(train, cfg)
+    dataset = CropDataset(train, cfg, seed=cfg.engine.seed)
     rank, _, world = distributed_context()
 
     def loader_fn(epoch: int):
@@ -266,7 +291,9 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
             seed=cfg.engine.seed + rank, identity_weights=draw,
         )  # fmt: skip
         sampler.set_epoch(epoch)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers)
+        dataset.epoch = epoch
+        return DataLoader(dataset, batch_sampler=_Numbered(sampler, len(train)),
+                          num_workers=cfg.workers)  # fmt: skip
 
     calib = train.subset(
         np.random.default_rng(cfg.engine.seed).permutation(len(train))[:2000], relabel=False
