@@ -155,6 +155,18 @@ def test_corrupt_frame_in_the_middle_of_a_video_is_skipped(video, weights, tmp_p
     assert "1 undecodable frames skipped" in capsys.readouterr().out
 
 
+def test_a_video_truncated_mid_file_is_tracked_to_its_end(video, weights, tmp_path, capsys):
+    cut = tmp_path / "WALK.avi"
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])  # the index and the last 40% of frames gone
+    out = tmp_path / "out"
+    assert main(_args(cut, weights, out)) == 0
+    rows = read_results(out / "WALK.txt")
+    assert 15 < rows.frames.max() < 30  # everything decodable was tracked, nothing invented
+    assert "undecodable frames skipped" in capsys.readouterr().out
+    assert not (out / ".WALK.state").exists()
+
+
 def test_track_a_root_of_sequences(tmp_path, weights):
     for seed, name in [(1, "S1"), (2, "S2")]:
         seq = render(SyntheticConfig(name=name, length=8, num_people=2, width=160, height=96,
