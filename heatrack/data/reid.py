@@ -25,7 +25,7 @@ import numpy as np
 
 from heatrack.io.cache import FrameCache
 from heatrack.io.mot import read_gt
-from heatrack.io.sources import MotSequenceSource
+from heatrack.io.sources import IMAGE_EXTS, MotSequenceSource
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,6 @@ NAMING: dict[str, tuple[re.Pattern, callable]] = {
     # CUHK01: PPPPNNN.jpg, NNN 001-002 camera A, 003-004 camera B.
     "cuhk01": (re.compile(r"^(\d{4})(\d{3})$"), lambda c: (int(c) - 1) // 2),
 }
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class CropNameError(ValueError):
@@ -264,16 +263,15 @@ def read_identity_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such crop folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise CropNameError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise CropNameError(f"{folder}: no images ({', '.join(IMAGE_EXTS)})")
     scheme = guess_naming([p.name for p in files]) if naming == "auto" else naming
     name = name or folder.name
     parsed = [(p, *parse_crop_name(p, scheme)) for p in files]
     if scheme == "market1501":
         parsed = [row for row in parsed if row[1] > 0]
     label_of: dict[int, int] = {}
-    seq_of: dict[int, int] = {}
     count: dict[tuple[int, int], int] = {}
     images, labels, seqs, frames, tids = [], [], [], [], []
     h, w = stored_size
@@ -282,14 +280,13 @@ def read_identity_folder(
         if image is None:
             raise ValueError(f"{path}: cannot be decoded as an image")
         label_of.setdefault(pid, len(label_of))
-        seq_of.setdefault(camera, camera)
         images.append(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
         labels.append(label_of[pid])
         seqs.append(camera)
         frames.append(count.get((pid, camera), 0))
         count[(pid, camera)] = frames[-1] + 1
         tids.append(pid)
-    cameras = sorted(seq_of)
+    cameras = sorted(set(seqs))
     remap = {c: i for i, c in enumerate(cameras)}
     return Crops(
         np.stack(images) if images else np.zeros((0, h, w, 3), np.uint8),

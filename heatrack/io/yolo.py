@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from heatrack.io.sources import IMAGE_EXTS
+
 SPLITS = ("train", "valid", "val", "test")
 
 
@@ -167,7 +168,7 @@ def find_images(root: str | os.PathLike, splits: Sequence[str] = ()) -> list[Yol
         if not folder.is_dir():
             raise YoloFormatError(f"{folder}: image folder named by the dataset does not exist")
         for image in sorted(folder.rglob("*")):
-            if image.suffix.lower() in IMAGE_SUFFIXES:
+            if image.suffix.lower() in IMAGE_EXTS:
                 images.append(YoloImage(image, label_path(image)))
     return sorted(images, key=lambda x: str(x.image))
 

@@ -41,7 +41,7 @@ _STD = np.array(IMAGENET_STD, np.float32)[::-1] * 255
 @dataclass(frozen=True)
 class EmbedderConfig:
     #: Network: "mobilenetv2" (ImageNet start) or an OSNet ("osnet_x0_25", "osnet_x0_5"),
-    #: which can start from torchreid weights (``ReidTrainConfig.init_torchreid``).
+    #: which can start from torchreid weights (``ReidTrainConfig.torchreid_weights``).
     backbone: str = "mobilenetv2"
     #: Output dimensions (OSNet's published embedding layer has 512).
     dim: int = 128

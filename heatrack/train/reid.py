@@ -113,8 +113,8 @@ class ReidTrainConfig:
 class CropDataset(Dataset):
     """Augmented training crops as (image tensor, label).
 
-    Item ``draw * len(crops) + i`` is crop i under the augmentation of ``(seed, epoch,
-    draw)``: the P x K sampler numbers its draws so, which makes every batch, and a run
+    Item ``draw * len(crops) + i`` is crop i under the augmentation of ``(seed, epoch, item)``:
+    the P x K sampler numbers its draws so (``_Numbered``), which makes every batch, and a run
     resumed mid-epoch, reproducible, while repeated draws of one crop differ."""
 
     def __init__(self, crops: Crops, cfg: ReidTrainConfig, seed: int | None = None) -> None:
@@ -125,9 +125,8 @@ class CropDataset(Dataset):
         return len(self.crops)
 
     def __getitem__(self, item: int):
-        draw, i = divmod(int(item), len(self.crops))
-        key = (self.seed, i) if draw == 0 and self.epoch == 0 else (self.seed, self.epoch, item)
-        rng = np.random.default_rng(None if self.seed is None else key)
+        i = int(item) % len(self.crops)
+        rng = np.random.default_rng(None if self.seed is None else (self.seed, self.epoch, item))
         aug = self.cfg.augment
         img = self.crops.images[i]
         h, w = img.shape[:2]
@@ -201,15 +200,14 @@ def _folders(items, field_name: str) -> list[IdentityFolderConfig]:
         folder = from_dict(IdentityFolderConfig, item, f"{field_name}[{i}]")
         if not folder.path:
             raise ValueError(f"{field_name}[{i}]: no path")
-        out.append(folder)
+        out.append(dataclasses.replace(folder, name=folder.name or folder.path))
     return out
 
 
 def read_folder(folder: IdentityFolderConfig, cfg: ReidTrainConfig, data_root) -> Crops:
     return read_identity_folder(
-        _path(folder.path, data_root), folder.naming, cfg.crops.stored_size,
-        folder.name or folder.path,
-    )  # fmt: skip
+        _path(folder.path, data_root), folder.naming, cfg.crops.stored_size, folder.name
+    )
 
 
 def load_splits(
@@ -279,8 +277,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     if cfg.torchreid_weights:
         initial_weights(model, cfg.torchreid_weights)
     held_folders = [
-        (f.name or f.path, read_folder(f, cfg, data_root))
-        for f in _folders(cfg.test_folders, "test_folders")
+        (f.name, read_folder(f, cfg, data_root)) for f in _folders(cfg.test_folders, "test_folders")
     ]
     dataset = CropDataset(train, cfg, seed=cfg.engine.seed)
     rank, _, world = distributed_context()
