@@ -72,106 +72,87 @@ def _embedder_for(args: argparse.Namespace):
     return load_embedder(weights, backend=args.backend)
 
 
+def _models_for(args: argparse.Namespace):
+    from heatrack.run import Models
+
+    return Models(
+        checkpoint=str(args.checkpoint) if args.checkpoint else None,
+        input_long_side=args.input_long_side,
+        use_links=not args.no_links,
+        backend=args.backend,
+        reid=str(args.reid or "shipped"),
+        config=str(args.config) if args.config else None,
+        camera_motion=args.camera_motion,
+        threads=args.threads,
+    )
+
+
 def _track_videos(args: argparse.Namespace) -> int:
     """The main job: detector + embedder + tracker on every source given."""
-    import time
+    from heatrack.run import TrackOptions
 
+    models = _models_for(args)
+    options = TrackOptions(
+        resume=args.resume, save_every=args.save_every, render=args.render, heatmaps=args.heatmaps
+    )
+    if args.workers:
+        from heatrack.archive import find_archive, track_archive
+
+        items = find_archive(args.source, exclude=args.output)
+        results = track_archive(
+            items, args.output, models, options, workers=args.workers,
+            address=args.ray_address, chunk_frames=args.chunk_frames,
+            chunk_overlap=args.chunk_overlap,
+        )  # fmt: skip
+        failed = [r for r in results if r.status == "failed"]
+        print(
+            f"{len(results) - len(failed)} of {len(results)} sources tracked into "
+            f"{args.output} (summary: {args.output / 'summary.csv'})"
+        )
+        for r in failed:
+            print(f"FAILED {r.name}: {r.error}", file=sys.stderr)
+        return 1 if failed else 0
+    if args.chunk_frames:
+        raise SystemExit("--chunk-frames splits videos across workers: give --workers too")
+    return _track_sequentially(args, models, options)
+
+
+def _track_sequentially(args: argparse.Namespace, models, options) -> int:
     from tqdm import tqdm
 
-    from heatrack.config import load_config
-    from heatrack.inference import InferenceConfig, load_detector
-    from heatrack.io.mot import read_results, write_atomic
-    from heatrack.io.render import TrackRenderer, VideoOut, heatmap_overlay
+    from heatrack.archive import find_archive
     from heatrack.io.sources import open_source
-    from heatrack.pipeline import find_sequence_folders
-    from heatrack.run import TrackRun, track_frames, tracker_config_for, tracks_csv
-    from heatrack.tracking.tracker import Tracker, TrackerConfig
+    from heatrack.run import track_source
 
-    if args.reid is None:
-        args.reid = "shipped"
-    inference = InferenceConfig(input_long_side=args.input_long_side, use_links=not args.no_links)
-    detector = load_detector(args.checkpoint, inference, backend=args.backend)
-    embedder = _embedder_for(args)
-    config = load_config(TrackerConfig, args.config, section="tracker") if args.config else None
-    config = tracker_config_for(detector, embedder, config)
-    if args.camera_motion:
-        config = dataclasses.replace(config, camera_motion=True)
+    loaded = models.load()
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
-    sources = (
-        [open_source(f) for f in find_sequence_folders(path)]
-        if many
-        else [open_source(args.source)]
-    )
-    for source in sources:
-        run = TrackRun(args.output, source.name, save_every=args.save_every)
-        tracker = run.start(
-            Tracker(config, frame_rate=source.fps, image_size=source.size), args.resume
-        )
-        start = run.last_frame + 1
-        warm_from = start - (detector.frames - 1)
-        frames = ((i, im) for i, im in source if i >= warm_from)
-        suffix = f".from-{start}" if start > 1 else ""
-        render = heat = None
-        painter = TrackRenderer()
+    many = many or (path.is_file() and path.suffix.lower() in (".txt", ".list"))
+    items = find_archive(path) if many else [(None, args.source)]
+    for key, spec in items:
+        source = open_source(spec)
+        name = key or source.name
         bar = tqdm(
             total=source.length,
-            initial=start - 1,
             unit="frame",
-            desc=source.name,
+            desc=name,
             smoothing=0.1,
             mininterval=0.2 if sys.stderr.isatty() else 10.0,  # logs: a line every 10 s
         )
-        finished = False
-        tic, done, fps = time.perf_counter(), 0, 0.0
+
+        def progress(index, fps, tracks, bar=bar):
+            bar.update(index - bar.n)
+            bar.set_postfix(fps=f"{fps:.1f}", tracks=tracks, refresh=False)
+
         try:
-            for item in track_frames(
-                frames, detector, tracker, embedder, keep_maps=args.heatmaps, emit_from=start
-            ):
-                run.add(item.index, item.tracks, tracker)
-                done += 1
-                fps = done / max(time.perf_counter() - tic, 1e-9)
-                if args.render:
-                    if render is None:
-                        size = (item.image.shape[1], item.image.shape[0])
-                        render = VideoOut(
-                            args.output / f"{source.name}{suffix}.mp4", source.fps, size
-                        )
-                    render.write(
-                        painter.draw(item.image, item.index, item.tracks, fps, item.detections)
-                    )
-                if args.heatmaps:
-                    if heat is None:
-                        size = (item.image.shape[1], item.image.shape[0])
-                        heat = VideoOut(
-                            args.output / f"{source.name}{suffix}.heatmaps.mp4", source.fps, size
-                        )
-                    heat.write(
-                        heatmap_overlay(item.image, item.heatmap, item.index, item.detections)
-                    )
-                bar.update(1)
-                bar.set_postfix(fps=f"{fps:.1f}", tracks=len(item.tracks), refresh=False)
-            finished = True
+            result = track_source(source, loaded, args.output, options, name, progress)
         finally:
             bar.close()
-            run.close(tracker, finished)
-            for video in (render, heat):
-                if video is not None:
-                    video.close()
-            if not finished:
-                print(
-                    f"{source.name}: stopped after frame {run.last_frame}; results so far in "
-                    f"{run.results}; continue with --resume"
-                )
-        rows = read_results(run.results)
-        write_atomic(args.output / f"{source.name}.csv", tracks_csv(rows))
-        skipped = f"; {len(source.skipped)} undecodable frames skipped" if source.skipped else ""
+        skipped = f"; {result.undecodable} undecodable frames skipped" if result.undecodable else ""
+        files = "".join(f"\n  {k + ':':9} {v}" for k, v in result.files.items())
         print(
-            f"{source.name}: {len(np.unique(rows.ids))} tracks in {run.last_frame} frames "
-            f"({fps:.1f} fps){skipped}\n  results: {run.results}\n  tracks:  "
-            f"{args.output / (source.name + '.csv')}"
-            + (f"\n  video:   {render.path}" if render is not None else "")
-            + (f"\n  heatmaps: {heat.path}" if heat is not None else "")
+            f"{name}: {result.tracks} tracks in {result.frames} frames "
+            f"({result.fps:.1f} fps){skipped}{files}"
         )
     return 0
 
@@ -582,6 +563,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an MP4 of the heatmaps (with a linking detector: every detection's arrow)",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads of the detector and embedder (default: every core; with --workers: "
+        "the cores shared out between the workers)",
+    )
+    scale = p.add_argument_group(
+        "archives on Ray (pip install 'heatrack[ray]')",
+        "SOURCE a folder (every video and MOT sequence under it) or a list file of paths, "
+        "tracked by N workers that each load the models once. Finished sources are skipped "
+        "on a rerun, unfinished ones resumed, a dead worker's source retried; "
+        "OUTPUT/summary.csv has a row per source and the exit code is 1 if any failed.",
+    )
+    scale.add_argument("--workers", type=int, default=0, metavar="N", help="parallel workers")
+    scale.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="join this Ray cluster (`ray start --head` prints it) instead of starting one here",
+    )
+    scale.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=0,
+        metavar="K",
+        help="split videos longer than K frames into overlapping chunks tracked by different "
+        "workers, identities stitched across each overlap",
+    )
+    scale.add_argument(
+        "--chunk-overlap",
+        type=int,
+        metavar="FRAMES",
+        help="frames each chunk shares with the next (default: 2 seconds of video)",
+    )
     p.add_argument(
         "--save-every",
         type=int,

@@ -4,7 +4,10 @@
 over every window that holds it, embeddings computed only for the detections the tracker asks for,
 and the tracker updated, with a latency of T - 1 frames. ``track`` is the public API.
 ``TrackRun`` adds what a long job needs: results appended frame by frame (valid after Ctrl-C
-or a crash), a resumable state file, and exact resumption.
+or a crash), a resumable state file, and exact resumption. ``Models`` names the models to track
+with as plain settings (loaded once per process, e.g. once per Ray worker), and
+``track_source`` runs one source start to end: what ``heatrack track`` does per video, sequential
+or on a worker.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +98,154 @@ def track(
         yield item.index, item.tracks
 
 
+@dataclass(frozen=True)
+class Models:
+    """The models and tracker settings to track with, as plain (picklable) settings:
+    ``load`` builds them in the process that runs them."""
+
+    #: Detector weights; None: the shipped detector.
+    checkpoint: str | None = None
+    input_long_side: int = 512
+    use_links: bool = True
+    backend: str = "onnxruntime"
+    #: Appearance: "shipped", a weights file, or "none".
+    reid: str = "shipped"
+    #: YAML with a ``tracker:`` section; None: the thresholds the weights carry.
+    config: str | None = None
+    camera_motion: bool = False
+    #: Threads of the detector and the embedder (0: the runtime's default, every core).
+    threads: int = 0
+
+    def load(self) -> tuple[object, object | None, TrackerConfig]:
+        """(detector, embedder or None, tracker settings)."""
+        from heatrack.config import load_config
+        from heatrack.inference import InferenceConfig, load_detector
+        from heatrack.models.onnx import usable_backend
+        from heatrack.models.reid import load_embedder
+
+        backend = usable_backend(self.backend)
+        inference = InferenceConfig(
+            input_long_side=self.input_long_side, use_links=self.use_links, threads=self.threads
+        )
+        detector = load_detector(self.checkpoint, inference, backend=backend)
+        embedder = None
+        if self.reid and self.reid != "none":
+            weights = None if self.reid == "shipped" else self.reid
+            embedder = load_embedder(weights, backend=backend, threads=self.threads)
+        config = load_config(TrackerConfig, self.config, section="tracker") if self.config else None
+        config = tracker_config_for(detector, embedder, config)
+        if self.camera_motion:
+            config = dataclasses.replace(config, camera_motion=True)
+        return detector, embedder, config
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How one source is tracked into a results folder."""
+
+    resume: bool = False
+    save_every: int = 50
+    render: bool = False
+    heatmaps: bool = False
+    #: ``<name>.txt`` appears only complete (written aside, renamed into place): a folder
+    #: where every results file is finished, for archive runs.
+    atomic: bool = False
+    #: Track frames ``first`` to ``last`` only (one chunk of a long video); None: to the end.
+    first: int = 1
+    last: int | None = None
+
+
+@dataclass
+class SourceResult:
+    """One source's outcome: a row of an archive's ``summary.csv``."""
+
+    name: str
+    frames: int = 0
+    tracks: int = 0
+    fps: float = 0.0
+    seconds: float = 0.0
+    #: "done", "skipped" (finished by an earlier run) or "failed".
+    status: str = "done"
+    error: str = ""
+    undecodable: int = 0
+    files: dict = field(default_factory=dict)
+
+
+def track_source(
+    source: FrameSource,
+    models: tuple,
+    out_dir: str | os.PathLike,
+    options: TrackOptions = TrackOptions(),
+    name: str | None = None,
+    progress=None,
+) -> SourceResult:
+    """Track ``source`` with loaded ``models`` (``Models.load``) into ``out_dir``: results
+    ``<name>.txt`` and ``<name>.csv``, videos with ``render`` / ``heatmaps``. ``progress(index,
+    fps, tracks)`` is called after every frame. Interrupted, the state is saved for
+    ``resume`` and the exception goes on."""
+    from heatrack.io.render import TrackRenderer, VideoOut, heatmap_overlay
+
+    detector, embedder, config = models
+    name = name or source.name
+    out_dir = Path(out_dir) / Path(name).parent  # an archive's "sub/folder/video" mirrored
+    name = Path(name).name
+    run = TrackRun(out_dir, name, save_every=options.save_every, atomic=options.atomic)
+    tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
+    tracker = run.start(tracker, options.resume, first=options.first)
+    start = run.last_frame + 1
+    frames = source.frames(start - (detector.frames - 1), options.last)
+    suffix = f".from-{start}" if start > options.first else ""
+    render = heat = None
+    painter = TrackRenderer()
+    finished = False
+    tic, done, fps = time.perf_counter(), 0, 0.0
+    try:
+        for item in track_frames(
+            frames, detector, tracker, embedder, keep_maps=options.heatmaps, emit_from=start
+        ):
+            run.add(item.index, item.tracks, tracker)
+            done += 1
+            fps = done / max(time.perf_counter() - tic, 1e-9)
+            size = (item.image.shape[1], item.image.shape[0])
+            if options.render:
+                if render is None:
+                    render = VideoOut(out_dir / f"{name}{suffix}.mp4", source.fps, size)
+                render.write(
+                    painter.draw(item.image, item.index, item.tracks, fps, item.detections)
+                )
+            if options.heatmaps:
+                if heat is None:
+                    heat = VideoOut(out_dir / f"{name}{suffix}.heatmaps.mp4", source.fps, size)
+                heat.write(heatmap_overlay(item.image, item.heatmap, item.index, item.detections))
+            if progress is not None:
+                progress(item.index, fps, len(item.tracks))
+        finished = True
+    finally:
+        run.close(tracker, finished)
+        for video in (render, heat):
+            if video is not None:
+                video.close()
+        if not finished:
+            log.warning(
+                "%s: stopped after frame %d; results so far in %s; continue with --resume",
+                name, run.last_frame, run.results,
+            )  # fmt: skip
+    rows = read_results(run.final)
+    csv = out_dir / f"{name}.csv"
+    write_atomic(csv, tracks_csv(rows))
+    files = {"results": run.final, "tracks": csv}
+    files.update({k: v.path for k, v in (("video", render), ("heatmaps", heat)) if v is not None})
+    return SourceResult(
+        name,
+        frames=max(0, run.last_frame - options.first + 1),
+        tracks=len(np.unique(rows.ids)),
+        fps=fps,
+        seconds=time.perf_counter() - tic,
+        undecodable=len(source.skipped),
+        files=files,
+    )
+
+
 def tracker_config_for(detector, embedder=None, config: TrackerConfig | None = None):
     """The tracker settings for these models, and the detector set to feed them.
 
@@ -118,21 +269,26 @@ def tracker_config_for(detector, embedder=None, config: TrackerConfig | None = N
 
 
 class TrackRun:
-    """One sequence tracked into ``out_dir``: ``<name>.txt`` grows frame by frame, and
+    """One sequence tracked into ``out_dir``: ``<name>.txt`` grows frame by frame (with
+    ``atomic``, ``.<name>.txt.partial`` does, renamed to ``<name>.txt`` when finished), and
     ``.<name>.state`` (tracker + last frame, written atomically every ``save_every`` frames and
     on interruption) lets ``resume`` continue exactly where the run stopped."""
 
-    def __init__(self, out_dir: str | os.PathLike, name: str, save_every: int = 50) -> None:
+    def __init__(
+        self, out_dir: str | os.PathLike, name: str, save_every: int = 50, atomic: bool = False
+    ) -> None:
         self.out_dir = Path(out_dir)
-        self.results = self.out_dir / f"{name}.txt"
+        self.final = self.out_dir / f"{name}.txt"
+        self.results = self.out_dir / f".{name}.txt.partial" if atomic else self.final
         self.state_path = self.out_dir / f".{name}.state"
         self.save_every = save_every
         self.last_frame = 0
 
-    def start(self, tracker: Tracker, resume: bool) -> Tracker:
-        """The tracker to use: a fresh one, or with ``resume`` the saved one, results cut
-        back to the frame it had reached."""
+    def start(self, tracker: Tracker, resume: bool, first: int = 1) -> Tracker:
+        """The tracker to use: a fresh one (tracking from frame ``first``), or with ``resume``
+        the saved one, results cut back to the frame it had reached."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.last_frame = first - 1
         if resume and self.state_path.is_file():
             self.last_frame = self._load_state(tracker)
             rows = read_results(self.results) if self.results.is_file() else None
@@ -176,6 +332,8 @@ class TrackRun:
     def close(self, tracker: Tracker, finished: bool) -> None:
         self._file.close()
         if finished:
+            if self.results != self.final:
+                os.replace(self.results, self.final)
             self.state_path.unlink(missing_ok=True)
         else:
             self.save(tracker)

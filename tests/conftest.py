@@ -29,6 +29,14 @@ def synth_dir(tmp_path_factory, synth_seq):
     return write_sequence(synth_seq, tmp_path_factory.mktemp("synth") / synth_seq.config.name)
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """(detector, embedder) weights files of tiny untrained models (``tests.helpers``)."""
+    from tests.helpers import write_tiny_weights
+
+    return write_tiny_weights(tmp_path_factory.mktemp("weights"))
+
+
 @pytest.fixture(autouse=True)
 def onnx_cache(tmp_path_factory, monkeypatch):
     """ONNX exports made by tests (``heatrack track`` runs on ONNX Runtime by default) go to

@@ -45,6 +45,19 @@ def test_detector_onnx_matches_torch(tmp_path, frames, displacement):
             np.testing.assert_array_equal(da.tracklets, db.tracklets)
 
 
+def test_linking_detector_on_onnx_runtime_streams_frames_without_people(tmp_path):
+    """A frame with no detection asks the pair model for no displacement: the empty batch
+    (which ONNX Runtime cannot reshape) never reaches it."""
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=2, channels=16, displacement=True), False).eval()
+    with torch.no_grad():
+        net.head_out.bias[0] = -30.0  # no peaks anywhere
+    export_detector(net, tmp_path / "det", {})
+    out = list(Detector(OnnxHeatmapNet(tmp_path / "det"), InferenceConfig(160)).stream(_frames(4)))
+    assert [i for i, _, _ in out] == [1, 2, 3, 4]
+    assert all(len(d) == 0 for _, d, _ in out)
+
+
 @pytest.mark.parametrize("colour_weight", [0.0, 0.7])
 def test_embedder_onnx_matches_torch(tmp_path, colour_weight):
     torch.manual_seed(0)

@@ -17,35 +17,7 @@ from heatrack.io.sources import open_source
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
 from heatrack.models.reid import Embedder, EmbedderConfig
 from heatrack.tracking.tracker import TrackerConfig
-
-TRACKER = {"high_score": 0.3, "new_track_score": 0.3, "low_score": 0.1, "fuse_score": False}
-
-
-def _eager_net(seed=0) -> HeatmapNet:
-    """An untrained net whose heatmap sits near 0.5: plenty of deterministic detections."""
-    torch.manual_seed(seed)
-    net = HeatmapNet(HeatmapNetConfig(frames=3, channels=16), pretrained=False)
-    with torch.no_grad():
-        net.head_out.bias[0] = 0.0
-    return net.eval()
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    det = root / "detector.pt"
-    torch.save(
-        {"model": _eager_net().state_dict(), "model_config": {"frames": 3, "channels": 16},
-         "meta": {"tracker": TRACKER}},
-        det,
-    )  # fmt: skip
-    emb = root / "embedder.pt"
-    torch.manual_seed(1)
-    model = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False)
-    torch.save(
-        {"model": model.state_dict(), "model_config": {"dim": 8, "input_size": [32, 16]}}, emb
-    )
-    return det, emb
+from tests.helpers import TRACKER, eager_net
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +38,7 @@ def _args(video, weights, out, *extra):
 def test_track_api_yields_tracks_for_every_frame(video):
     import heatrack
 
-    det = Detector(_eager_net(), InferenceConfig(input_long_side=64))
+    det = Detector(eager_net(), InferenceConfig(input_long_side=64))
     emb = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False).eval()
     out = list(heatrack.track(video, detector=det, embedder=emb, config=TrackerConfig(**TRACKER)))
     assert [i for i, _ in out] == list(range(1, 41))
@@ -97,19 +69,19 @@ def test_ctrl_c_leaves_valid_results_and_resume_finishes_identically(video, weig
 
     import heatrack.io.sources as sources
 
-    original = sources.FrameSource.__iter__
+    original = sources.FrameSource.frames
 
-    def interrupted(self):
-        for index, image in original(self):
+    def interrupted(self, *args, **kwargs):
+        for index, image in original(self, *args, **kwargs):
             if index == 23:
                 raise KeyboardInterrupt
             yield index, image
 
     part = tmp_path / "part"
-    monkeypatch.setattr(sources.FrameSource, "__iter__", interrupted)
+    monkeypatch.setattr(sources.FrameSource, "frames", interrupted)
     with pytest.raises(KeyboardInterrupt):
         main(_args(video, weights, part))
-    monkeypatch.setattr(sources.FrameSource, "__iter__", original)
+    monkeypatch.setattr(sources.FrameSource, "frames", original)
     partial = read_results(part / "WALK.txt")  # valid MOTChallenge rows
     assert 0 < partial.frames.max() < 23  # the detector lags T - 1 frames behind the reader
     assert reference.startswith((part / "WALK.txt").read_text())

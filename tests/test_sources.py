@@ -72,6 +72,27 @@ def test_corrupt_video_frame_is_skipped_not_fatal(tmp_path, caplog):
     assert "frame 7 skipped" in caplog.text
 
 
+@pytest.mark.parametrize("kind", ["video", "images"])
+def test_frames_from_start_to_stop_are_the_same_frames_as_a_full_read(tmp_path, kind):
+    """What a resumed run or a chunk reads: frames ``start``..``stop`` with their own indices,
+    the earlier ones passed over (a corrupt one among them included)."""
+    frames = frame_numbers(15)
+    if kind == "video":
+        write_mjpg(tmp_path / "clip.avi", frames)
+        corrupt_jpeg_in_avi(tmp_path / "clip.avi", 3)  # frame 4, before the start
+        src = open_source(tmp_path / "clip.avi")
+    else:
+        for i, f in enumerate(frames, start=1):
+            cv2.imwrite(str(tmp_path / f"{i:06d}.png"), f)
+        src = open_source(tmp_path)
+    full = dict(src)
+    part = list(src.frames(6, 11))
+    assert [i for i, _ in part] == list(range(6, 12))
+    for i, image in part:
+        np.testing.assert_array_equal(image, full[i])
+    assert [i for i, _ in src.frames(14)] == [14, 15]
+
+
 def test_image_folder_natural_order_and_corrupt_image(tmp_path, caplog):
     frames = frame_numbers(11)
     for i, f in enumerate(frames):

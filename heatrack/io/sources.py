@@ -46,12 +46,20 @@ class FrameSource(ABC):
         self.skipped: list[int] = []
 
     @abstractmethod
-    def _frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
-        """Yield (index, image or None for an undecodable frame)."""
+    def _frames(self, start: int = 1) -> Iterator[tuple[int, np.ndarray | None]]:
+        """Yield (index, image or None for an undecodable frame) from frame ``start`` on,
+        passing over the earlier ones without decoding where the source allows."""
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        return self.frames()
+
+    def frames(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """The decodable frames ``start`` to ``stop`` (inclusive; None: to the end): how a
+        resumed run or one chunk of a long video reads only its part."""
         self.skipped = []
-        for index, image in self._frames():
+        for index, image in self._frames(max(1, start)):
+            if stop is not None and index > stop:
+                return
             problem = self._check(image)
             if problem:
                 log.warning("%s: frame %d skipped: %s", self.describe(), index, problem)
@@ -119,16 +127,18 @@ class VideoSource(FrameSource):
     def describe(self) -> str:
         return str(self.target)
 
-    def _frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
+    def _frames(self, start: int = 1) -> Iterator[tuple[int, np.ndarray | None]]:
         cap = self._open()
         try:
             index, failures = 0, 0
             while True:
-                ok, image = cap.read()
                 index += 1
+                early = index < start  # demuxed and decoded, never converted nor yielded
+                ok, image = (cap.grab(), None) if early else cap.read()
                 if ok:
                     failures = 0
-                    yield index, image
+                    if not early:
+                        yield index, image
                     continue
                 # A failed read is the end of the video, unless frames are known to follow:
                 # OpenCV goes on decoding after a corrupt frame.
@@ -143,7 +153,8 @@ class VideoSource(FrameSource):
                         index,
                     )
                     return
-                yield index, None
+                if not early:
+                    yield index, None
         finally:
             cap.release()
 
@@ -191,9 +202,9 @@ class ImageFolderSource(FrameSource):
     def describe(self) -> str:
         return str(self.folder)
 
-    def _frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
+    def _frames(self, start: int = 1) -> Iterator[tuple[int, np.ndarray | None]]:
         last = max(self.files)
-        for index in range(1, last + 1):
+        for index in range(start, last + 1):
             path = self.files.get(index)
             if path is None:
                 log.warning("%s: frame %d is missing", self.describe(), index)
@@ -253,8 +264,8 @@ class MotSequenceSource(FrameSource):
     def describe(self) -> str:
         return self.inner.describe()
 
-    def _frames(self) -> Iterator[tuple[int, np.ndarray | None]]:
-        for index, image in self.inner._frames():
+    def _frames(self, start: int = 1) -> Iterator[tuple[int, np.ndarray | None]]:
+        for index, image in self.inner._frames(start):
             if index > self.length:
                 log.warning("%s: frames beyond seqLength=%d ignored", self.describe(), self.length)
                 return

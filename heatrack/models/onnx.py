@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from heatrack.io.mot import write_atomic
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig, displacement_patches
 from heatrack.models.reid import (
     Embedder,
@@ -72,7 +73,10 @@ class _Embed(nn.Module):
 
 
 def _export(module: nn.Module, args: tuple, path: Path, names, outputs, axes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    # A temporary name of its own: processes exporting at once (Ray workers on first use)
+    # each rename a whole file into place.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
@@ -109,7 +113,7 @@ def export_detector(net: HeatmapNet, output: str | os.PathLike, meta: dict) -> l
         written.append(pair)
     info = {"model": "detector", "model_config": _plain(net.config), "meta": meta}
     side = base.with_suffix(".json")
-    side.write_text(json.dumps(info, indent=2) + "\n")
+    write_atomic(side, json.dumps(info, indent=2) + "\n")  # last: the export is complete
     return [*written, side]
 
 
@@ -123,7 +127,7 @@ def export_embedder(model: Embedder, output: str | os.PathLike, meta: dict) -> l
             {"crops": {0: "n"}, "embedding": {0: "n"}})  # fmt: skip
     info = {"model": "embedder", "model_config": _plain(model.config), "meta": meta}
     side = base.with_suffix(".json")
-    side.write_text(json.dumps(info, indent=2) + "\n")
+    write_atomic(side, json.dumps(info, indent=2) + "\n")  # last: the export is complete
     return [path, side]
 
 
@@ -173,6 +177,8 @@ class OnnxHeatmapNet:
         return torch.from_numpy(out)
 
     def displace_at(self, previous, current, rows, cols) -> torch.Tensor:
+        if len(rows) == 0:  # ONNX Runtime cannot reshape an empty batch of patches
+            return torch.zeros((0, 2))
         patches = displacement_patches(
             previous, current, rows, cols, self.config.displacement_range
         )
@@ -241,7 +247,7 @@ def onnx_detector(weights: str | os.PathLike, threads: int = 0) -> OnnxHeatmapNe
     from heatrack.models.weights import sha256
 
     base = cache_dir() / f"detector-{sha256(weights)[:16]}"
-    if not base.with_suffix(".head.onnx").is_file():
+    if not base.with_suffix(".json").is_file():
         torch_detector = Detector.from_checkpoint(weights)
         export_detector(torch_detector.model, base, torch_detector.meta)
     return OnnxHeatmapNet(base, threads)
@@ -252,7 +258,7 @@ def onnx_embedder(weights: str | os.PathLike, threads: int = 0) -> OnnxEmbedder:
     from heatrack.models.weights import sha256
 
     base = cache_dir() / f"embedder-{sha256(weights)[:16]}"
-    if not base.with_suffix(".onnx").is_file():
+    if not base.with_suffix(".json").is_file():
         model = Embedder.from_checkpoint(weights)
         export_embedder(model, base, model.meta)
     return OnnxEmbedder(base, threads)

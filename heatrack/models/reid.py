@@ -233,10 +233,12 @@ class ImageNetFeatures(_BoxEmbedding, nn.Module):
         return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
 
 
-def load_embedder(weights: str | os.PathLike | None = None, backend: str = "torch"):
+def load_embedder(
+    weights: str | os.PathLike | None = None, backend: str = "torch", threads: int = 0
+):
     """The shipped embedder; or ``weights`` (checkpoint or exported file); or ``"imagenet"``
     for the raw ImageNet MobileNetV2 features (the baseline). ``backend`` "onnxruntime" runs
-    it on ONNX Runtime (exported on first use)."""
+    it on ONNX Runtime (exported on first use) with ``threads`` (0: its default)."""
     from heatrack.models.weights import shipped_weights
 
     if weights is not None and str(weights) == "imagenet":
@@ -245,7 +247,7 @@ def load_embedder(weights: str | os.PathLike | None = None, backend: str = "torc
     if backend == "onnxruntime":
         from heatrack.models.onnx import onnx_embedder
 
-        return onnx_embedder(weights)
+        return onnx_embedder(weights, threads)
     return fold_batch_norms(Embedder.from_checkpoint(weights))
 
 

@@ -15,6 +15,7 @@ stay fixed while training).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,10 @@ class ReidTrainConfig:
     triplet_weight: float = 1.0
     id_weight: float = 1.0
     label_smoothing: float = 0.1
+    #: Weight of keeping the batch's cosine similarities close to the starting model's
+    #: (``torchreid_weights``), frozen: fine-tuning on a few datasets without forgetting
+    #: what the start learnt on many more people. 0: off.
+    distill_weight: float = 0.0
     workers: int = 0
     augment: ReidAugmentConfig = field(default_factory=ReidAugmentConfig)
     evaluation: ReidEvalConfig = field(default_factory=ReidEvalConfig)
@@ -173,7 +178,7 @@ class _Numbered:
             draw += len(batch)
 
 
-def reid_loss(model, batch, device, cfg: ReidTrainConfig):
+def reid_loss(model, batch, device, cfg: ReidTrainConfig, teacher=None):
     images, labels = batch[0].to(device), batch[1].to(device)
     out = model(images)
     triplet = batch_hard_triplet(out["features"], labels, cfg.margin)
@@ -183,7 +188,21 @@ def reid_loss(model, batch, device, cfg: ReidTrainConfig):
         ident = F.cross_entropy(out["logits"], labels, label_smoothing=cfg.label_smoothing)
         loss = loss + cfg.id_weight * ident
         parts["id"] = ident.detach()
+    if teacher is not None and cfg.distill_weight:
+        distill = similarity_distillation(out["features"], teacher, images)
+        loss = loss + cfg.distill_weight * distill
+        parts["distill"] = distill.detach()
     return loss, parts
+
+
+def similarity_distillation(features: torch.Tensor, teacher, images: torch.Tensor):
+    """Mean squared difference between the batch's cosine-similarity matrices under the model
+    and under the frozen ``teacher``: the structure of the space is kept, not its axes."""
+    with torch.no_grad():
+        target = F.normalize(teacher(images)["features"], dim=1)
+        target = target @ target.T
+    normed = F.normalize(features, dim=1)
+    return F.mse_loss(normed @ normed.T, target)
 
 
 def _path(name: str, data_root: Path | None) -> Path:
@@ -274,8 +293,13 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
     model_cfg = dataclasses.replace(cfg.model, num_classes=train.num_identities)
     torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = Embedder(model_cfg, pretrained=not cfg.torchreid_weights)
+    teacher = None
     if cfg.torchreid_weights:
         initial_weights(model, cfg.torchreid_weights)
+        if cfg.distill_weight:
+            teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    elif cfg.distill_weight:
+        raise ValueError("distill_weight needs torchreid_weights: the model to stay close to")
     held_folders = [
         (f.name, read_folder(f, cfg, data_root)) for f in _folders(cfg.test_folders, "test_folders")
     ]
@@ -324,7 +348,7 @@ def build(cfg: ReidTrainConfig, data_root: Path | None = None) -> tuple[Engine, 
         model,
         loader_fn,
         max(1, cfg.batches_per_epoch // world),
-        lambda m, b, d: reid_loss(m, b, d, cfg),
+        lambda m, b, d: reid_loss(m, b, d, cfg, teacher),
         cfg.engine,
         on_epoch_end,
         extra_state={"config": config},
