@@ -193,7 +193,10 @@ def track_source(
     tracker = Tracker(config, frame_rate=source.fps, image_size=source.size)
     tracker = run.start(tracker, options.resume, first=options.first)
     start = run.last_frame + 1
-    frames = source.frames(start - (detector.frames - 1), options.last)
+    # T - 1 frames read before the first (windows to warm up) and after the last (the windows
+    # that hold the last frames): a chunk's detections are the single pass's own.
+    lag = detector.frames - 1
+    frames = source.frames(start - lag, None if options.last is None else options.last + lag)
     suffix = f".from-{start}" if start > options.first else ""
     render = heat = None
     painter = TrackRenderer()
@@ -203,6 +206,8 @@ def track_source(
         for item in track_frames(
             frames, detector, tracker, embedder, keep_maps=options.heatmaps, emit_from=start
         ):
+            if options.last is not None and item.index > options.last:
+                break
             run.add(item.index, item.tracks, tracker)
             done += 1
             fps = done / max(time.perf_counter() - tic, 1e-9)

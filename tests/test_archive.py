@@ -133,6 +133,25 @@ def test_a_worker_killed_mid_video_ends_in_the_same_results(weights, tmp_path):
     assert [r["status"] for r in _summary(out).values()] == ["done", "done"]
 
 
+def test_chunked_video_keeps_the_first_chunk_and_every_frame_once(archive, weights, tmp_path):
+    video = archive / "street" / "b.avi"
+    single = tmp_path / "single"
+    assert main(_args(video, weights, single)) == 0
+    out = tmp_path / "chunked"
+    extra = ("--workers", "2", "--chunk-frames", "20", "--chunk-overlap", "6")
+    assert main(_args(video, weights, out, *extra)) == 0
+    whole, stitched = read_results(single / "b.txt"), read_results(out / "b.txt")
+    assert sorted(np.unique(stitched.frames)) == sorted(np.unique(whole.frames))
+    pairs = set(zip(stitched.frames.tolist(), stitched.ids.tolist(), strict=True))
+    assert len(pairs) == len(stitched)  # no identity twice in a frame: overlaps not doubled
+    # Chunk 1-26 is the single pass's own start (an online tracker does not look ahead).
+    head_a, head_b = whole[whole.frames <= 26], stitched[stitched.frames <= 26]
+    np.testing.assert_array_equal(head_a.frames, head_b.frames)
+    np.testing.assert_allclose(head_a.xywh, head_b.xywh)
+    assert not (out / ".chunks").exists()  # chunk results removed once stitched
+    assert _summary(out)["b"]["status"] == "done" and int(_summary(out)["b"]["frames"]) == 50
+
+
 def _rows(frames, ids, boxes) -> MotRows:
     n = len(frames)
     return MotRows(np.asarray(frames), np.asarray(ids), np.asarray(boxes, float), np.ones(n),
