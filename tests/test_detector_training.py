@@ -15,6 +15,8 @@ from heatrack.train.detector import (
     AugmentConfig,
     ClipDataset,
     DetectorTrainConfig,
+    StillImages,
+    StillImagesConfig,
     _Sequence,
     build,
     detector_loss,
@@ -210,3 +212,79 @@ def test_backbone_learning_rate_scale_and_init_from_weights(synth_root, tmp_path
     for a, b in zip(mine.values(), theirs.values(), strict=True):
         assert torch.equal(a, b)
     assert other.step == 0
+
+
+def _yolo_dataset(root, boxes_per_image):
+    """A YOLO folder: grey images with a dark person-sized block per box; labels normalised.
+    ``None`` for an image leaves its label file out, ``[]`` writes an empty one."""
+    import cv2
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i, boxes in enumerate(boxes_per_image):
+        image = np.full((120, 200, 3), 160, np.uint8)
+        lines = []
+        for x0, y0, x1, y1 in boxes or []:
+            image[y0:y1, x0:x1] = 30
+            cx, cy, w, h = (x0 + x1) / 400, (y0 + y1) / 240, (x1 - x0) / 200, (y1 - y0) / 120
+            lines.append(f"0 {cx} {cy} {w} {h}\n")
+        cv2.imwrite(str(root / "images" / f"im{i}.png"), image)
+        if boxes is not None:
+            (root / "labels" / f"im{i}.txt").write_text("".join(lines))
+    return root
+
+
+def test_still_images_become_clips_whose_targets_follow_the_camera(tmp_path):
+    root = _yolo_dataset(tmp_path / "stills", [[(40, 20, 70, 100), (120, 30, 150, 110)], [], None])
+    still = StillImages(StillImagesConfig(path="stills", camera_motion=0.05), root, 960)
+    assert still.labelled == [1, 2, 3] and [len(still.rows[f]) for f in (1, 2, 3)] == [2, 0, 0]
+    cfg = DetectorTrainConfig(
+        input_size=(160, 96),
+        model=HeatmapNetConfig(frames=3, channels=16, displacement=True),
+        augment=AugmentConfig(scale_range=(1.0, 1.0), flip=False, color=0.0, paste_prob=0.0),
+    )
+    ds = ClipDataset([still], cfg, train=True, length=30, seed=0)
+    moved = 0
+    for i in range(30):
+        item = ds[i]
+        # What a still cannot teach is masked: no displacement target anywhere in its clip.
+        assert not item["linked"].any()
+        n = item["valid"].sum(dim=1)
+        if n.sum() == 0:  # the negative images: nothing to find, nothing ignored
+            assert item["heatmap"].max() == 0 and item["mask"].min() == 1
+            continue
+        assert (n == 2).all()  # both people in every frame
+        # The bumps follow the camera: each frame's peaks sit on the dark blocks of its image.
+        for k in range(3):
+            dark = item["clip"][k].mean(0) < -1.0  # the blocks, after normalisation
+            cells = dark.reshape(24, 4, 40, 4).float().mean(dim=(1, 3)) > 0.5
+            peaks = item["heatmap"][k] == 1
+            assert peaks.sum() == 2 and (peaks & cells).sum() == 2
+        first, last = item["index"][0, :2], item["index"][2, :2]
+        moved += int(not torch.equal(first, last))
+    assert moved > 5  # the camera did move between frames in most clips
+
+
+def test_still_datasets_get_their_share_of_clips(synth_root, tmp_path):
+    root = _yolo_dataset(tmp_path / "stills", [[(40, 20, 70, 100)]] * 4)
+    cfg = dataclasses.replace(small_config(synth_root, tmp_path), sequences_weight=3.0)
+    seq = _Sequence(synth_root / "TRAIN-A", FrameCache(tmp_path / "c"), 960)
+    still = StillImages(StillImagesConfig(path="stills", weight=1.0), root, 960)
+    ds = ClipDataset([seq, still], cfg, train=True, length=4, seed=0)
+    np.testing.assert_allclose(ds.sequence_probs, [0.75, 0.25])
+
+
+def test_train_cli_reads_yolo_folders_beside_sequences(synth_root, tmp_path, capsys):
+    _yolo_dataset(tmp_path / "data" / "stills", [[(40, 20, 70, 100)], [], [(10, 10, 40, 90)]])
+    cfg = dataclasses.replace(small_config(synth_root, tmp_path),
+                              train_images=({"path": "stills", "weight": 0.5},))  # fmt: skip
+    path = tmp_path / "det.yaml"
+    path.write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+    args = ["train", "detector", "--config", str(path), "--data-root", str(tmp_path / "data")]
+    # The sequences are named by absolute paths; the stills under the data root.
+    assert main(args) == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
+    bad = tmp_path / "data" / "stills" / "labels" / "im0.txt"
+    bad.write_text("0 0.5 0.5 0.2\n")
+    assert main(args) == 2  # a malformed label line: one error naming the file and line
+    assert "stills/labels/im0.txt:1: expected" in capsys.readouterr().err

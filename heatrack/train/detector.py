@@ -1,9 +1,16 @@
-"""Train the heatmap detector on MOTChallenge sequences (``img1/`` or video-backed).
+"""Train the heatmap detector on MOTChallenge sequences (``img1/`` or video-backed) and on
+labelled still images (YOLO / Roboflow folders).
 
 Clips of T consecutive frames are read through the decoded-frame cache, augmented identically
 on every frame (scale, crop, flip, colour), turned into per-frame targets
 (:mod:`heatrack.data.clips`) and fed to :class:`~heatrack.models.heatmap.HeatmapNet` through the
 shared :class:`~heatrack.train.engine.Engine`. Validation is by sequence.
+
+Every labelled source offers the same few things (``LabelledSource``): its labelled frames, the
+clips they allow, a frame's image and its boxes. A still image is a clip of T copies of itself,
+each seen through a slightly moved camera (``StillImagesConfig.camera_motion``): the
+per-frame targets are exact, and what a still cannot teach is masked: people in it never move,
+so its clips carry no displacement targets (the head learns motion from video only).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from heatrack.boxes import clip_to_image
+from heatrack.config import from_dict
 from heatrack.data.clips import TargetConfig, render_targets, split_boxes
 from heatrack.io.cache import FrameCache
 from heatrack.io.mot import MotRows, read_gt
@@ -46,9 +54,36 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class StillImagesConfig:
+    """One YOLO / Roboflow dataset of still images (``heatrack.io.yolo`` reads the layouts)."""
+
+    #: The dataset folder or its data.yaml, under the data root.
+    path: str = ""
+    #: Class names that are people (looked up in data.yaml's ``names``) ...
+    classes: tuple[str, ...] = ()
+    #: ... or, where there are no names, the class indices that are people.
+    class_ids: tuple[int, ...] = (0,)
+    #: Only these splits (train / valid / test) of a split dataset; empty: all.
+    splits: tuple[str, ...] = ()
+    #: Share of training clips drawn from this dataset, next to ``sequences_weight``.
+    weight: float = 1.0
+    #: Camera motion between the frames of a still clip: a drift of up to this fraction of
+    #: the input size per frame, and a zoom of up to this fraction per frame.
+    camera_motion: float = 0.01
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class DetectorTrainConfig:
     train_sequences: tuple[str, ...] = ()
     val_sequences: tuple[str, ...] = ()
+    #: Still-image datasets trained on, each a mapping of ``StillImagesConfig`` keys.
+    train_images: tuple = ()
+    #: Still-image datasets validated on (never trained on).
+    val_images: tuple = ()
+    #: Share of training clips drawn from all ``train_sequences`` together, next to each still
+    #: dataset's ``weight`` (within the sequences, ``sequence_weight_power`` shares it out).
+    sequences_weight: float = 1.0
     cache_dir: str = "cache/frames"
     #: Frames are cached at this scale of their original size (1080p video at 0.5 saves 4x).
     cache_scale_max_side: int = 960
@@ -87,7 +122,32 @@ class DetectorTrainConfig:
 PASTE_ID = 1 << 40
 
 
-class _Sequence:
+class LabelledSource:
+    """What training reads from a labelled source, video or still images.
+
+    ``labelled``: its labelled frame numbers; ``rows``: frame -> ground truth, in the pixels
+    of ``image(frame)`` times ``scale``; ``still``: frames are unrelated stills, not video."""
+
+    name: str
+    scale: float
+    labelled: list[int]
+    rows: dict[int, MotRows]
+    still: bool = False
+    weight: float = 1.0
+
+    def image(self, frame: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def size(self, frame: int) -> tuple[int, int]:
+        """(width, height) of ``image(frame)``."""
+        raise NotImplementedError
+
+    def clip_starts(self, t: int, step: int = 1) -> list[int]:
+        """First frames of the T-frame clips with frame step ``step`` this source can give."""
+        raise NotImplementedError
+
+
+class _Sequence(LabelledSource):
     """One sequence's cached frames and per-frame gt, at the cache's scale."""
 
     def __init__(self, folder: Path, cache: FrameCache, max_side: int) -> None:
@@ -102,10 +162,82 @@ class _Sequence:
         have = set(int(i) for i in self.frames.indices)
         self.labelled = sorted(f for f in self.rows if f in have)
 
+    def image(self, frame: int) -> np.ndarray:
+        return np.asarray(self.frames.get(frame))
+
+    def size(self, frame: int) -> tuple[int, int]:
+        return self.frames.frames.shape[2], self.frames.frames.shape[1]
+
     def clip_starts(self, t: int, step: int = 1) -> list[int]:
         """First frames f such that f, f+step, ..., f+(t-1)*step are all cached and labelled."""
         lab = set(self.labelled)
         return [f for f in self.labelled if all((f + k * step) in lab for k in range(t))]
+
+
+class StillImages(LabelledSource):
+    """A YOLO / Roboflow dataset: image i (1-based, sorted by path) is frame i, every one a clip
+    of its own. Images are decoded on use, shrunk to ``max_side``; boxes are read once. An
+    image without a label file, or with an empty one, has no one in it (a negative)."""
+
+    still = True
+
+    def __init__(self, cfg: StillImagesConfig, root: Path, max_side: int) -> None:
+        from heatrack.io.yolo import find_images, people_boxes, person_classes, read_data_yaml
+
+        self.config = cfg
+        self.name = cfg.name or cfg.path
+        self.weight = cfg.weight
+        self.scale = 1.0
+        classes = list(cfg.class_ids)
+        if cfg.classes:
+            yaml_file = root if root.suffix in (".yaml", ".yml") else root / "data.yaml"
+            if not yaml_file.is_file():
+                raise ValueError(f"{root}: classes {list(cfg.classes)} named but no data.yaml")
+            classes = person_classes(read_data_yaml(yaml_file)[1], cfg.classes)
+        self.items = find_images(root, cfg.splits)
+        if not self.items:
+            raise ValueError(f"{root}: no images")
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.shrink: dict[int, float] = {}
+        self.rows = {}
+        for frame, item in enumerate(self.items, start=1):
+            h, w = _image_shape(item.image)
+            k = min(1.0, max_side / max(w, h))
+            self.shrink[frame] = k
+            self.sizes[frame] = (max(1, round(w * k)), max(1, round(h * k)))
+            xyxy = people_boxes(item, classes, w, h) * k
+            self.rows[frame] = _still_rows(frame, xyxy)
+        self.labelled = list(self.rows)
+
+    def image(self, frame: int) -> np.ndarray:
+        path = self.items[frame - 1].image
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: cannot be decoded")
+        if self.shrink[frame] < 1.0:
+            image = cv2.resize(image, self.sizes[frame], interpolation=cv2.INTER_AREA)
+        return image
+
+    def size(self, frame: int) -> tuple[int, int]:
+        return self.sizes[frame]
+
+    def clip_starts(self, t: int, step: int = 1) -> list[int]:
+        return self.labelled
+
+
+def _image_shape(path: Path) -> tuple[int, int]:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: cannot be decoded")
+    return image.shape[:2]
+
+
+def _still_rows(frame: int, xyxy: np.ndarray) -> MotRows:
+    """A still's boxes as ground-truth rows: identities 1..N within the image, all visible."""
+    n = len(xyxy)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).reshape(-1, 4)
+    return MotRows(np.full(n, frame, np.int64), np.arange(1, n + 1, dtype=np.int64), xywh,
+                   np.ones(n), np.ones(n, np.int64), np.ones(n))  # fmt: skip
 
 
 def _boxes(rows: MotRows | None, scale: float, width: int, height: int, min_vis: float):
@@ -141,7 +273,7 @@ class ClipDataset(Dataset):
 
     def __init__(
         self,
-        sequences: list[_Sequence],
+        sequences: list[LabelledSource],
         cfg: DetectorTrainConfig,
         train: bool,
         length: int,
@@ -164,6 +296,11 @@ class ClipDataset(Dataset):
             raise ValueError(f"no {self.t}-frame labelled clips in {[s.name for s in sequences]}")
         counts = np.array([len(st) for _, st in self.starts], np.float64)
         weights = counts ** (cfg.sequence_weight_power if train else 1.0)
+        still = np.array([s.still for s, _ in self.starts])
+        if train and still.any():  # each still dataset its share, the sequences theirs
+            if (~still).any():
+                weights[~still] *= cfg.sequences_weight / weights[~still].sum()
+            weights[still] = [s.weight for s, _ in self.starts if s.still]
         self.sequence_probs = weights / weights.sum()
         self.length = length
         self.seed = seed if seed is not None or train else 0
@@ -173,7 +310,7 @@ class ClipDataset(Dataset):
             (seq, f, box)
             for seq in sequences
             for f in seq.labelled
-            for box in _boxes(seq.rows.get(f), seq.scale, *seq.frames.frames.shape[2:0:-1], 0.95)[0]
+            for box in _boxes(seq.rows.get(f), seq.scale, *seq.size(f), 0.95)[0]
             if box[3] - box[1] >= 40
         ]
 
@@ -195,7 +332,7 @@ class ClipDataset(Dataset):
         if step > 1 and start not in self.step_starts[which][step]:
             step = 1
         out_w, out_h = self.cfg.input_size
-        img_h, img_w = seq.frames.frames.shape[1:3]
+        img_w, img_h = seq.size(start)
         # One geometric transform for the whole clip: zoom, crop, flip.
         zoom = rng.uniform(*self.cfg.augment.scale_range) if self.train else 1.0
         base = (
@@ -224,13 +361,19 @@ class ClipDataset(Dataset):
         sat = 1 + rng.uniform(-c, c)
 
         pastes = self._plan_pastes(rng, out_w, out_h) if self.train else []
+        moves = _camera_walk(rng, self.t, out_w, out_h, seq.config.camera_motion) if (
+            seq.still and self.train) else [np.eye(3)] * self.t  # fmt: skip
         images, targets = [], []
         pasted_before: dict[int, tuple] = {}
+        still_image = seq.image(start) if seq.still else None
+        frame_affine = affine
         for k in range(self.t):
-            frame = np.asarray(seq.frames.get(start + k * step))
+            at = start if seq.still else start + k * step
+            frame = still_image if seq.still else seq.image(at)
+            frame_affine = (moves[k] @ np.vstack([affine, [0, 0, 1]]))[:2]
             warped = cv2.warpAffine(
                 frame,
-                affine,
+                frame_affine,
                 (out_w, out_h),
                 flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_CONSTANT,
@@ -247,9 +390,9 @@ class ClipDataset(Dataset):
                 grey = img.mean(axis=2, keepdims=True)
                 img = np.clip((grey + (img - grey) * sat) * gain + bias, 0, 255)
             images.append(img)
-            rows = seq.rows.get(start + k * step)
+            rows = seq.rows.get(at)
             pos, ign, ids = _boxes(rows, seq.scale, img_w, img_h, self.cfg.targets.min_visibility)
-            pos, ign = _warp_boxes(pos, affine, flip), _warp_boxes(ign, affine, flip)
+            pos, ign = _warp_boxes(pos, frame_affine, flip), _warp_boxes(ign, frame_affine, flip)
             if pasted:
                 # A pasted person hides what is behind: hidden people become ignore regions.
                 new = np.array(list(pasted.values()), np.float64).reshape(-1, 4)
@@ -257,9 +400,10 @@ class ClipDataset(Dataset):
                 ign = np.concatenate([ign, pos[hidden]])
                 pos = np.concatenate([pos[~hidden], new])
                 ids = np.concatenate([ids[~hidden], list(pasted)])
-            # The clip's first frame has no predecessor inside the window: no displacement.
+            # The clip's first frame has no predecessor inside the window, and people in a
+            # still never move: no displacement to learn there.
             previous = None
-            if k > 0:
+            if k > 0 and not seq.still:
                 before = seq.rows.get(start + (k - 1) * step)
                 previous = _centres(before, seq.scale, img_w, img_h, affine)
                 previous.update(pasted_before)
@@ -283,7 +427,7 @@ class ClipDataset(Dataset):
         for _ in range(int(rng.integers(1, aug.paste_max + 1))):
             seq, f, box = self.people[int(rng.integers(len(self.people)))]
             x0, y0, x1, y1 = np.round(box).astype(int)
-            crop = np.asarray(seq.frames.get(f))[y0:y1, x0:x1].astype(np.float32)
+            crop = seq.image(f)[y0:y1, x0:x1].astype(np.float32)
             if crop.shape[0] < 8 or crop.shape[1] < 4:
                 continue
             if rng.random() < 0.5:
@@ -296,6 +440,20 @@ class ClipDataset(Dataset):
             vx = rng.normal(0, 0.02 * height)  # people walk; the clip sees them move
             plans.append((crop, _soft_alpha(crop.shape[:2]), x, y, vx, scale))
         return plans
+
+
+def _camera_walk(rng: np.random.Generator, t: int, width: int, height: int, amount: float):
+    """T 3x3 transforms of the network input: a camera drifting and zooming a little, frame
+    by frame (the first frame unmoved), as a handheld or panning camera would."""
+    velocity = rng.uniform(-amount, amount, 2) * (width, height)
+    zoom = rng.uniform(-amount, amount)
+    out = []
+    for k in range(t):
+        z = 1.0 + zoom * k
+        cx, cy = width / 2, height / 2
+        out.append(np.array([[z, 0, cx - z * cx + velocity[0] * k],
+                             [0, z, cy - z * cy + velocity[1] * k], [0, 0, 1]]))  # fmt: skip
+    return out
 
 
 def _soft_alpha(shape: tuple[int, int]) -> np.ndarray:
@@ -401,8 +559,21 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
             for n in names
         ]
 
-    train_seqs = load(cfg.train_sequences)
-    val_seqs = load(cfg.val_sequences)
+    def stills(items, field_name: str) -> list[StillImages]:
+        out = []
+        for i, item in enumerate(items):
+            item = {"path": item} if isinstance(item, str) else item
+            if not isinstance(item, dict):
+                raise ValueError(f"{field_name}[{i}]: expected a path or a mapping, got {item!r}")
+            still = from_dict(StillImagesConfig, item, f"{field_name}[{i}]")
+            if not still.path:
+                raise ValueError(f"{field_name}[{i}]: no path")
+            root = Path(still.path) if data_root is None else data_root / still.path
+            out.append(StillImages(still, root, cfg.cache_scale_max_side))
+        return out
+
+    train_seqs = load(cfg.train_sequences) + stills(cfg.train_images, "train_images")
+    val_seqs = load(cfg.val_sequences) + stills(cfg.val_images, "val_images")
     torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = HeatmapNet(cfg.model)
     if cfg.freeze:
