@@ -189,8 +189,14 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
     from heatrack.inference import Detector, InferenceConfig
     from heatrack.io.mot import SeqInfo, read_detections
     from heatrack.io.sources import VideoSource
+    from heatrack.models.yolox import YoloxPeople, is_yolox
     from heatrack.pipeline import detections_by_frame
-    from heatrack.train.pseudo import PseudoLabelConfig, pseudo_label, write_pseudo_sequence
+    from heatrack.train.pseudo import (
+        Ensemble,
+        PseudoLabelConfig,
+        pseudo_label,
+        write_pseudo_sequence,
+    )
 
     cfg = PseudoLabelConfig(
         min_track_seconds=args.min_track_seconds, min_peak_score=args.min_peak_score
@@ -200,7 +206,13 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
         inference,
         decode=dataclasses.replace(inference.decode, score_threshold=cfg.ignore_score),
     )
-    detector = Detector.from_checkpoint(args.checkpoint, inference)
+    members = [
+        YoloxPeople(c, score_threshold=cfg.ignore_score)
+        if is_yolox(c)
+        else Detector.from_checkpoint(c, inference)
+        for c in args.checkpoint
+    ]
+    detector = members[0] if len(members) == 1 else Ensemble(members)
     for video in args.videos:
         source = VideoSource(video)
         raw = Path(args.output) / source.name / "det" / "det.txt"
@@ -689,9 +701,16 @@ def build_parser() -> argparse.ArgumentParser:
         "MOTChallenge folder OUTPUT/<name> per video, ready for train_sequences.",
     )
     p.add_argument("videos", nargs="+", type=Path)
-    p.add_argument("--checkpoint", required=True, type=Path, help="the teacher detector")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="the teacher: heatrack detector weights, or a COCO YOLOX .onnx export (its person "
+        "class); several make an ensemble whose members must agree",
+    )
     p.add_argument("--output", required=True, type=Path)
-    p.add_argument("--input-long-side", type=int, default=512)
+    p.add_argument("--input-long-side", type=int, default=512, help="heatrack teachers' input size")
     p.add_argument("--min-track-seconds", type=float, default=0.5)
     p.add_argument("--min-peak-score", type=float, default=0.4)
     p.add_argument(

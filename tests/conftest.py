@@ -19,6 +19,14 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def shared_model(name: str) -> Path:
+    """A reference model in ../shared/models, skipping the test when it is absent."""
+    path = SHARED_DATA.parent / "models" / name
+    if not path.is_file():
+        pytest.skip(f"reference model not found at {path} (needs ../shared/models)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def synth_seq():
     return render(SyntheticConfig(length=40, num_people=5, seed=3))

@@ -8,18 +8,25 @@ above ``ignore_score``) becomes an ignore region, so the student is neither taug
 punished there. The result is an ordinary video-backed MOTChallenge folder (``seqinfo.ini``,
 the video linked in, ``gt/gt.txt``) that ``heatrack train detector`` reads like any labelled
 sequence.
+
+The teacher is heatrack's detector, a COCO YOLOX export (``heatrack.models.yolox``), or several
+of them as an ``Ensemble``: boxes the members agree on are fused, and a box only one member
+finds keeps a share of its score, so it becomes an ignore region rather than a pedestrian
+unless that member is very sure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from heatrack.boxes import iou_matrix
 from heatrack.io.mot import MotRows, SeqInfo, write_gt, write_seqinfo
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 from heatrack.types import Detections
@@ -51,6 +58,62 @@ class PseudoLabelConfig:
     #: detector is run with this as its score threshold.
     ignore_score: float = 0.15
     tracker: TrackerConfig = dataclasses.field(default_factory=_teacher_tracker)
+
+
+class Ensemble:
+    """Several detectors as one teacher: every frame goes through each, and their boxes are
+    fused (``fuse_boxes``)."""
+
+    def __init__(self, members: list, iou: float = 0.55) -> None:
+        self.members = members
+        self.iou = iou
+        self.frames = max(getattr(m, "frames", 1) for m in members)
+
+    def stream(
+        self, frames: Iterable[tuple[int, np.ndarray]], keep_maps: bool = False
+    ) -> Iterator[tuple[int, Detections, None]]:
+        copies = itertools.tee(frames, len(self.members))  # each member lags as it must
+        streams = [m.stream(c) for m, c in zip(self.members, copies, strict=True)]
+        for outputs in zip(*streams, strict=True):
+            index = outputs[0][0]
+            if any(o[0] != index for o in outputs):
+                raise RuntimeError(f"ensemble members disagree on frame order at {index}")
+            yield index, fuse_boxes([o[1] for o in outputs], self.iou), None
+
+
+def fuse_boxes(per_member: list[Detections], iou: float = 0.55) -> Detections:
+    """One set of boxes from M members' detections of a frame. Boxes are grouped greedily,
+    best score first, with every box of another member overlapping the group's first by
+    ``iou`` or more (one box per member); a group's box is the score-weighted mean and its
+    score the sum of its scores over M: agreement counts, one member alone gets a share."""
+    m = len(per_member)
+    boxes = [d.xyxy.astype(np.float64) for d in per_member]
+    scores = [d.scores.astype(np.float64) for d in per_member]
+    who = np.concatenate([np.full(len(b), i) for i, b in enumerate(boxes)]).astype(int)
+    xyxy, score = np.concatenate(boxes).reshape(-1, 4), np.concatenate(scores)
+    order = np.argsort(-score, kind="stable")
+    free = np.ones(len(score), bool)
+    overlap = iou_matrix(xyxy, xyxy) if len(score) else np.zeros((0, 0))
+    out_boxes, out_scores = [], []
+    for i in order:
+        if not free[i]:
+            continue
+        group = [i]
+        free[i] = False
+        for member in range(m):
+            if member == who[i]:
+                continue
+            candidates = np.flatnonzero(free & (who == member) & (overlap[i] >= iou))
+            if len(candidates):
+                best = candidates[np.argmax(overlap[i, candidates])]
+                group.append(best)
+                free[best] = False
+        w = score[group]
+        out_boxes.append((xyxy[group] * w[:, None]).sum(0) / w.sum())
+        out_scores.append(w.sum() / m)
+    if not out_boxes:
+        return Detections.empty()
+    return Detections(xyxy=np.array(out_boxes, np.float32), scores=np.array(out_scores, np.float32))
 
 
 def pseudo_label(
