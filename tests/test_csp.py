@@ -1,0 +1,70 @@
+"""YOLOX-nano's backbone and pyramid as heatrack's own module: shapes, the real export's
+weights reproducing its graph, and a heatmap detector built on it."""
+
+import numpy as np
+import pytest
+import torch
+
+from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from heatrack.models.csp import YoloxNanoFeatures, load_yolox_onnx
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
+from heatrack.models.onnx import OnnxHeatmapNet, export_detector
+
+from .conftest import shared_model
+
+
+def test_feature_maps_at_the_strides_asked_for():
+    net = YoloxNanoFeatures((4, 8, 16, 32)).eval()
+    with torch.no_grad():
+        maps = net(torch.zeros(2, 3, 96, 160))
+    assert [tuple(m.shape) for m in maps] == [(2, 32, 24, 40), (2, 64, 12, 20),
+                                               (2, 128, 6, 10), (2, 256, 3, 5)]  # fmt: skip
+    assert net.channels == [32, 64, 128, 256]
+    with pytest.raises(ValueError, match="strides"):
+        YoloxNanoFeatures((2, 8))
+
+
+def test_a_detector_on_it_trains_exports_and_runs_on_onnx_runtime(tmp_path):
+    torch.manual_seed(0)
+    config = HeatmapNetConfig(frames=2, channels=16, backbone="yolox_nano", displacement=True)
+    net = HeatmapNet(config, pretrained=False)
+    out = net(torch.randn(1, 2, 3, 96, 160))
+    assert out["heatmap"].shape == (1, 2, 1, 24, 40)
+    sum(m.sum() for m in out.values()).backward()
+    assert net.backbone.stem.conv.weight.grad is not None  # the backbone learns too
+    export_detector(net.eval(), tmp_path / "det", {})
+    onnx_net = OnnxHeatmapNet(tmp_path / "det")
+    x = torch.randn(2, 3, 96, 160)
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_net.encode(x).numpy(), net.encode(x).numpy(), atol=1e-4)
+
+
+@pytest.mark.realdata
+def test_weights_from_the_real_yolox_nano_export_reproduce_its_pyramid():
+    import onnx
+    import onnxruntime as ort
+
+    path = shared_model("yolox_nano_coco.onnx")
+    graph = onnx.load(str(path))
+    names = ("input.471", "input.531", "input.591")  # the pyramid maps at strides 8, 16, 32
+    for name in names:
+        graph.graph.output.append(onnx.helper.make_tensor_value_info(name, 1, None))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    bgr = np.random.default_rng(0).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)
+    expected = session.run(list(names), {"images": bgr})
+    net = load_yolox_onnx(YoloxNanoFeatures((8, 16, 32)), path).eval()
+    mean, std = (
+        np.array(v, np.float32)[None, :, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD)
+    )
+    rgb = torch.from_numpy(((bgr[:, ::-1] / 255.0 - mean) / std).astype(np.float32))
+    with torch.no_grad():
+        mine = net(rgb)
+    for a, b in zip(mine, expected, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, atol=1e-4)
+
+
+def test_an_onnx_file_that_is_not_yolox_nano_is_refused(tmp_path):
+    net = HeatmapNet(HeatmapNetConfig(frames=1, channels=16), pretrained=False).eval()
+    export_detector(net, tmp_path / "det", {})
+    with pytest.raises(ValueError, match="not a YOLOX-nano export|convolutions"):
+        load_yolox_onnx(YoloxNanoFeatures(), tmp_path / "det.encoder.onnx")
