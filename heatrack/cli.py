@@ -121,16 +121,24 @@ def _track_sequentially(args: argparse.Namespace, models, options) -> int:
     from tqdm import tqdm
 
     from heatrack.archive import find_archive
-    from heatrack.io.sources import open_source
+    from heatrack.io.sources import SourceError, open_source
     from heatrack.run import track_source
 
     loaded = models.load()
     path = Path(args.source)
     many = path.is_dir() and not (path / "seqinfo.ini").is_file() and not _is_image_folder(path)
     many = many or (path.is_file() and path.suffix.lower() in (".txt", ".list"))
-    items = find_archive(path) if many else [(None, args.source)]
+    items = find_archive(path, exclude=args.output) if many else [(None, args.source)]
+    failed = []
     for key, spec in items:
-        source = open_source(spec)
+        try:
+            source = open_source(spec)
+        except (SourceError, ValueError, OSError) as exc:
+            if not many:
+                raise
+            failed.append(key)  # one corrupt video never ends the run over the others
+            print(f"{key}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
         name = key or source.name
         bar = tqdm(
             total=source.length,
@@ -154,7 +162,9 @@ def _track_sequentially(args: argparse.Namespace, models, options) -> int:
             f"{name}: {result.tracks} tracks in {result.frames} frames "
             f"({result.fps:.1f} fps){skipped}{files}"
         )
-    return 0
+    if failed:
+        print(f"{len(failed)} of {len(items)} sources failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _is_image_folder(path: Path) -> bool:

@@ -73,13 +73,27 @@ def test_find_archive_lists_videos_and_sequences_keyed_by_relative_path(archive,
         find_archive(listing)
 
 
+def test_without_workers_ray_is_never_imported(archive, weights, tmp_path):
+    code = (
+        "import sys\nfrom heatrack.cli import main\n"
+        f"assert main({_args(archive, weights, tmp_path / 'out')!r}) == 0\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    # The corrupt video is in the way of a sequential run: list the good ones instead.
+    listing = tmp_path / "good.txt"
+    listing.write_text("\n".join(str(archive / p) for p in ("a.avi", "street/b.avi", "SEQ-01")))
+    code = code.replace(repr(str(archive)), repr(str(listing)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "out").glob("*.txt")} == {"a.txt", "b.txt", "SEQ-01.txt"}
+
+
 def test_two_workers_give_the_sequential_results_and_report_the_corrupt_video(
     archive, weights, tmp_path, capsys
 ):
-    seq_out = tmp_path / "sequential"
-    for key in GOOD:  # one process, one source after the other
-        source = archive / (key if key == "SEQ-01" else key + ".avi")
-        assert main(_args(source, weights, seq_out / Path(key).parent)) == 0
+    seq_out = tmp_path / "sequential"  # one process, one source after the other
+    assert main(_args(archive, weights, seq_out)) == 1  # the corrupt one reported, not fatal
+    assert "broken: FAILED" in capsys.readouterr().err
     out = tmp_path / "ray"
     assert main(_args(archive, weights, out, "--workers", "2")) == 1  # one source failed
     captured = capsys.readouterr()
