@@ -13,8 +13,10 @@ HOG scores are SVM margins (0 to about 3); trackers want confidences in [0, 1]. 
 is run with score = min(margin / s, 1) for every s in ``--hog-scales`` and the best s by
 combined HOTA is kept (so the baseline is tuned on these very sequences, in its favour).
 
-and, as a reference that needs no detector of ours, ByteTrack and heatrack's tracker on the
-MOT15 public Faster R-CNN detections. TrackEval scores everything (``heatrack.eval.mot``).
+and, as references that need no detector of ours, ByteTrack and heatrack's tracker on the
+MOT15 public Faster R-CNN detections and on YOLOX-nano's (``../shared/models``, 416 letterbox,
+person class): YOLOX-nano + ByteTrack is what users of the field run. TrackEval scores
+everything (``heatrack.eval.mot``).
 HOG is slow (about 0.37 s per PETS frame); ``--hog DIR`` reuses the detections a previous run
 saved in DIR (written there otherwise).
 
@@ -57,6 +59,7 @@ from heatrack.run import track, tracker_config_for  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "MOT15" / "train"
 SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte")
+YOLOX = DATA.parents[2] / "models" / "yolox_nano_coco.onnx"
 COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
@@ -102,6 +105,28 @@ def hog_detections(folder: Path, cache: Path | None) -> MotRows:
         boxes.append(rects)
         scores.append(weights)
     path = (cache or Path("outputs/hog-full")) / f"{name}.txt"
+    frames = np.concatenate(frames)
+    write_results(
+        path, frames, np.full(len(frames), -1), np.concatenate(boxes), np.concatenate(scores)
+    )
+    return read_detections(path)
+
+
+def yolox_detections(folder: Path, cache: Path | None) -> MotRows:
+    """YOLOX-nano (416 letterbox, person class, scores >= 0.05) on every frame: what a user
+    of YOLOX + ByteTrack runs; from ``cache`` when a previous run saved them there."""
+    from heatrack.models.yolox import YoloxPeople
+
+    name = read_seqinfo(folder).name
+    path = (cache or Path("outputs/yolox-full")) / f"{name}.yolox.txt"
+    if path.is_file():
+        return read_detections(path)
+    model = YoloxPeople(YOLOX, score_threshold=0.05)
+    frames, boxes, scores = [], [], []
+    for index, dets, _ in model.stream(MotSequenceSource(folder)):
+        frames.append(np.full(len(dets), index))
+        boxes.append(dets.xywh)
+        scores.append(dets.scores)
     frames = np.concatenate(frames)
     write_results(
         path, frames, np.full(len(frames), -1), np.concatenate(boxes), np.concatenate(scores)
@@ -171,6 +196,8 @@ def main() -> None:
             for s in args.hog_scales
         ]
         sets.append(("public FRCNN", read_detections(folder / "det" / "det.txt")))
+        if YOLOX.is_file():
+            sets.append(("YOLOX-nano", yolox_detections(folder, args.hog)))
         for source, dets in sets:
             for adapter in (BoxmotPeer("bytetrack"), Heatrack(label="heatrack tracker")):
                 add(f"{source} + {adapter.name}", run_tracker(adapter, dets, info)[0])
