@@ -224,3 +224,46 @@ def test_known_image_size_clips_public_detections_without_frames():
     out = tr.update(dets([-10, 20, 30, 140], [300, 10, 340, 60]))
     np.testing.assert_allclose(out.xyxy, [[0, 20, 30, 100]])
     assert out.det_index.tolist() == [0]
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.3])
+def test_score_adaptation_keeps_the_tracks_of_rescaled_scores(factor):
+    """A detector whose scores are the same times a constant (another scale, as from an
+    uncalibrated model) gives the same tracks with adaptation on; without it, thresholds
+    set for the first scale lose them."""
+    seq = render(SyntheticConfig(length=60, num_people=6, seed=5))
+    dets = detections_from_gt(seq.gt, 60, seq.config.width, seq.config.height, NoiseModel(seed=1))
+    config = TrackerConfig(score_adaptation=True)
+
+    def run(scale, cfg):
+        tracker, out = Tracker(cfg, frame_rate=25), []
+        for f in range(1, 61):
+            rows = dets[dets.frames == f]
+            tracks = tracker.update(Detections(rows.xyxy, rows.conf * scale))
+            out.append((tracks.ids.copy(), tracks.xyxy.copy()))
+        return out
+
+    base, scaled = run(1.0, config), run(factor, config)
+    for (ids_a, box_a), (ids_b, box_b) in zip(base, scaled, strict=True):
+        np.testing.assert_array_equal(ids_a, ids_b)
+        np.testing.assert_allclose(box_a, box_b)
+    fixed = TrackerConfig()
+    assert sum(len(i) for i, _ in run(factor, fixed)) < 0.7 * sum(len(i) for i, _ in run(1, fixed))
+
+
+def test_score_adaptation_state_resumes_exactly():
+    rng = np.random.default_rng(0)
+    frames = [Detections(np.array([[10.0 + f, 10, 40 + f, 90]]), rng.uniform(0.2, 0.5, 1))
+              for f in range(30)]  # fmt: skip
+    config = TrackerConfig(score_adaptation=True)
+    whole = Tracker(config)
+    first = Tracker(config)
+    for d in frames[:15]:
+        whole.update(d)
+        first.update(d)
+    second = Tracker(config)
+    second.load_state_dict(first.state_dict())
+    for d in frames[15:]:
+        a, b = whole.update(d), second.update(d)
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_allclose(a.scores, b.scores)

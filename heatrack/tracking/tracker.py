@@ -52,6 +52,7 @@ from heatrack.tracking.matching import (
     iou_cost,
     match_pairs,
 )
+from heatrack.tracking.scores import ScoreScale
 from heatrack.types import Detections, Tracks
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,13 @@ class TrackerConfig:
     #: instead take the predicted displacement as their motion. 0 ignores links and
     #: displacements.
     link_weight: float = 0.5
+    #: Score-scale adaptation (``tracking/scores.py``): before any threshold, scores are
+    #: mapped by the running ``score_quantile`` of the video's own scores to
+    #: ``score_reference``, so one set of thresholds serves detectors of different scales
+    #: (scores times a constant give the same tracks). Reported scores are the mapped ones.
+    score_adaptation: bool = False
+    score_quantile: float = 0.9
+    score_reference: float = 0.9
 
 
 class _TrackTable:
@@ -221,6 +229,7 @@ class Tracker:
             from heatrack.tracking.motion import CameraMotion
 
             self.camera = CameraMotion()
+        self.score_scale = None
         self.reset()
 
     def reset(self) -> None:
@@ -231,6 +240,8 @@ class Tracker:
         self._emb_dim: int | None = None
         if self.camera is not None:
             self.camera.reset()
+        if self.config.score_adaptation:
+            self.score_scale = ScoreScale(self.config.score_quantile, self.config.score_reference)
 
     #: Version of ``state_dict``'s layout; a state of another version is refused.
     STATE_VERSION = 1
@@ -245,6 +256,8 @@ class Tracker:
         state["counters"] = np.asarray(counters, np.int64)
         if self.camera is not None:
             state.update(self.camera.state_dict())
+        if self.score_scale is not None:
+            state.update(self.score_scale.state_dict())
         return state
 
     def load_state_dict(self, state) -> None:
@@ -276,6 +289,8 @@ class Tracker:
         self._emb_dim = None if emb_dim < 0 else emb_dim
         if self.camera is not None:
             self.camera.load_state_dict(state)
+        if self.score_scale is not None:
+            self.score_scale.load_state_dict(state)
 
     @property
     def frame_index(self) -> int:
@@ -390,6 +405,8 @@ class Tracker:
     def _clean(self, dets: Detections, frame: np.ndarray | None):
         """Valid rows as (kept row indices, xyxy float64, scores float64, embeddings or None)."""
         xyxy, scores, emb = dets.xyxy, dets.scores, dets.embeddings
+        if self.score_scale is not None:
+            scores = self.score_scale(scores)
         ok = np.isfinite(xyxy).all(axis=1) & np.isfinite(scores)
         ok &= (xyxy[:, 2] >= xyxy[:, 0]) & (xyxy[:, 3] >= xyxy[:, 1])
         n_bad = len(ok) - int(ok.sum())

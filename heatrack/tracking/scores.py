@@ -1,0 +1,52 @@
+"""Score-scale adaptation: thresholds that follow the detector's own score distribution.
+
+Detectors score on different scales: one peaks at 0.95 on a clear pedestrian, another at 0.5,
+an uncalibrated one squeezes everything into 0.3-0.6. Thresholds tuned on one scale mislead on
+another. ``ScoreScale`` keeps the last ``window`` detection scores of the video and maps each
+score ``s`` to ``min(1, s * reference / q)``, ``q`` the running ``quantile`` of those scores
+(this frame's included, so the first frame is scaled by itself): multiplying every score by a
+constant leaves the mapped scores, and so the tracks, unchanged. Scores are remembered before
+any threshold, so the quantile describes the detector, not the tracker's choices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ScoreScale:
+    def __init__(self, quantile: float = 0.9, reference: float = 0.9, window: int = 2000):
+        if not 0 < quantile < 1:
+            raise ValueError(f"score quantile {quantile}: must be in (0, 1)")
+        self.quantile = quantile
+        self.reference = reference
+        self.window = window
+        self._scores = np.zeros(window, np.float64)
+        self._count = 0  # scores seen so far (the buffer is a ring)
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Remember ``scores`` (one frame's, before any threshold) and return them mapped."""
+        scores = np.asarray(scores, np.float64)
+        finite = scores[np.isfinite(scores)][-self.window :]
+        n = len(finite)
+        if n:
+            at = (self._count + np.arange(n)) % self.window
+            self._scores[at] = finite
+            self._count += n
+        seen = self._scores[: min(self._count, self.window)]
+        if len(seen) == 0:
+            return scores
+        q = float(np.quantile(seen, self.quantile))
+        if q <= 0:
+            return scores
+        return np.minimum(scores * (self.reference / q), 1.0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"scores.window": self._scores.copy(), "scores.count": np.asarray(self._count)}
+
+    def load_state_dict(self, state) -> None:
+        window = np.asarray(state["scores.window"], np.float64)
+        if window.shape != (self.window,):
+            raise ValueError(f"score window of {window.shape}, expected ({self.window},)")
+        self._scores = window.copy()
+        self._count = int(state["scores.count"])
