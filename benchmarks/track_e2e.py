@@ -154,6 +154,12 @@ def main() -> None:
         "checkpoints), with and without appearance",
     )
     ap.add_argument("--hog-scales", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    ap.add_argument("--no-hog", action="store_true", help="leave the (slow) HOG entries out")
+    ap.add_argument(
+        "--no-shipped",
+        action="store_true",
+        help="leave out the shipped models' entries (which trained on these sequences)",
+    )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
     held_out = {}
@@ -175,10 +181,10 @@ def main() -> None:
         def add(label, rows, seq=seq, info=info, gt=gt):
             entries.setdefault(label, []).append(SequenceData(seq, info.length, gt, rows))
 
-        runs = [
+        runs = [] if args.no_shipped else [
             (True, "heatrack", args.checkpoint, None),
             (False, "heatrack, no appearance", args.checkpoint, None),
-        ]
+        ]  # fmt: skip
         if seq in held_out:
             detector, embedder = held_out[seq]
             runs += [
@@ -190,11 +196,13 @@ def main() -> None:
             add(label, rows)
             speed.setdefault(label, {})[seq] = fps
             print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
-        hog = hog_detections(folder, args.hog)
-        sets = [
-            (f"HOG /{s:g}", dataclasses.replace(hog, conf=np.minimum(hog.conf / s, 1.0)))
-            for s in args.hog_scales
-        ]
+        sets = []
+        if not args.no_hog:
+            hog = hog_detections(folder, args.hog)
+            sets = [
+                (f"HOG /{s:g}", dataclasses.replace(hog, conf=np.minimum(hog.conf / s, 1.0)))
+                for s in args.hog_scales
+            ]
         sets.append(("public FRCNN", read_detections(folder / "det" / "det.txt")))
         if YOLOX.is_file():
             sets.append(("YOLOX-nano", yolox_detections(folder, args.hog)))
@@ -205,6 +213,8 @@ def main() -> None:
     table = {label: evaluate(data) for label, data in entries.items()}
     for tracker in ("ByteTrack", "heatrack tracker"):  # keep the best HOG score scale
         labels = [k for k in table if k.startswith("HOG /") and k.endswith(tracker)]
+        if not labels:
+            continue
         best = max(labels, key=lambda k: table[k][COMBINED]["HOTA"])
         for k in labels:
             if k != best:
