@@ -243,7 +243,15 @@ def track_archive(
         started_here = not ray.is_initialized()
         if started_here:
             if address:
-                ray.init(address=address, logging_level=logging.WARNING)
+                try:
+                    ray.init(address=address, logging_level=logging.WARNING)
+                except (ConnectionError, RuntimeError) as exc:
+                    raise RuntimeError(
+                        f"cannot join the Ray cluster at {address} ({str(exc)[:200]}). A "
+                        "cluster started with `ray start` uses token authentication: export "
+                        "RAY_AUTH_MODE=token here and give this machine the cluster's token "
+                        "(~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                    ) from None
             else:
                 ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
                          logging_level=logging.WARNING)  # fmt: skip

@@ -116,6 +116,40 @@ def test_two_workers_give_the_sequential_results_and_report_the_corrupt_video(
     assert rows["broken"]["status"] == "failed"
 
 
+def test_joining_a_cluster_started_with_ray_start(archive, weights, tmp_path):
+    """``ray start --head`` as a user would run it, then ``--ray-address`` (with the token
+    authentication such a cluster uses): the same results as the local run, and the cluster
+    left running (heatrack does not own it)."""
+    import re
+
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = 26000 + os.getpid() % 1000
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
+                            "--include-dashboard=false"], capture_output=True, text=True,
+                           env=env, timeout=120)  # fmt: skip
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        address = re.search(r"ray start --address='([^']+)'", start.stdout + start.stderr)[1]
+        listing = tmp_path / "two.txt"
+        listing.write_text(f"{archive / 'a.avi'}\n{archive / 'SEQ-01'}\n")
+        local, joined = tmp_path / "local", tmp_path / "joined"
+        assert main(_args(listing, weights, local)) == 0
+        extra = ("--workers", "2", "--ray-address", address)
+        cmd = [sys.executable, "-m", "heatrack", *_args(listing, weights, joined, *extra)]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                             env={**env, "RAY_AUTH_MODE": "token"})  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        for name in ("a", "SEQ-01"):
+            assert (joined / f"{name}.txt").read_bytes() == (local / f"{name}.txt").read_bytes()
+        status = subprocess.run([str(ray_cli), "status", f"--address={address}"],
+                                capture_output=True, text=True, timeout=60,
+                                env={**env, "RAY_AUTH_MODE": "token"})  # fmt: skip
+        assert status.returncode == 0, "the cluster should still be up"
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
 def test_a_worker_killed_mid_video_ends_in_the_same_results(weights, tmp_path):
     root = tmp_path / "long"
     root.mkdir()
