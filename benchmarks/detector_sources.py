@@ -170,14 +170,11 @@ OFFSET = 100_000  # frame numbers of pooled parts kept apart
 
 
 def _pool(parts: list[tuple[MotRows, list[int]]], shift: bool = True) -> MotRows:
-    fields = ("frames", "ids", "xywh", "conf", "classes", "visibility")
-    shifted = []
-    for k, (rows, _) in enumerate(parts):
-        frames = rows.frames + k * OFFSET if shift else rows.frames
-        shifted.append([frames] + [getattr(rows, f) for f in fields[1:]])
-    out = MotRows(*(np.concatenate([s[i] for s in shifted]) for i in range(len(fields))))
-    # gt_format decides which rows are people; every part of a source shares it.
-    return dataclasses.replace(out, gt_format=parts[0][0].gt_format)
+    """The rows of several parts as one (frame numbers of part k moved by k * OFFSET)."""
+    return MotRows.concatenate([
+        dataclasses.replace(rows, frames=rows.frames + k * OFFSET) if shift else rows
+        for k, (rows, _) in enumerate(parts)
+    ])  # fmt: skip
 
 
 def _offsets(parts) -> list[int]:

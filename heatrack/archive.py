@@ -30,7 +30,7 @@ import numpy as np
 
 from heatrack.boxes import iou_matrix
 from heatrack.io.mot import MotRows, format_rows, read_results, write_atomic
-from heatrack.io.sources import VIDEO_EXTS, SourceError, open_source
+from heatrack.io.sources import VIDEO_EXTS, SourceError, natural_key, open_source
 from heatrack.run import Models, SourceResult, TrackOptions, track_source, tracks_csv
 from heatrack.tracking.matching import match_pairs
 
@@ -81,7 +81,7 @@ def find_archive(
                               str(here / f)))  # fmt: skip
     if not found:
         raise SourceError(f"{root}: no video files ({', '.join(VIDEO_EXTS)}) nor MOT sequences")
-    return sorted(found, key=lambda item: _natural_key(item[0]))
+    return sorted(found, key=lambda item: natural_key(item[0]))
 
 
 def _read_list(path: Path) -> list[tuple[str, str]]:
@@ -105,12 +105,6 @@ def _read_list(path: Path) -> list[tuple[str, str]]:
     if not found:
         raise SourceError(f"{path}: lists no sources")
     return found
-
-
-def _natural_key(text: str) -> list:
-    import re
-
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def done_path(out: Path, key: str) -> Path:
@@ -396,10 +390,7 @@ def stitch_chunks(parts: list[tuple[int, int, MotRows]]) -> MotRows:
         kept.append(MotRows(rows.frames, ids, rows.xywh, rows.conf, rows.classes,
                             rows.visibility))  # fmt: skip
         previous = (full, mapping, last)
-    if not kept:
-        return MotRows.empty()
-    fields = ("frames", "ids", "xywh", "conf", "classes", "visibility")
-    return MotRows(*(np.concatenate([getattr(k, f) for k in kept]) for f in fields))
+    return MotRows.concatenate(kept)
 
 
 def track_overlap(a: MotRows, b: MotRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -226,8 +226,7 @@ def test_stitching_chunks_recovers_identities_across_each_overlap():
     # A person who appears only in the second chunk gets an identity of their own.
     extra = _rows([22, 23, 24], [4, 4, 4], [[50, 50, 10, 30]] * 3)
     second = parts[1][2]
-    fields = ("frames", "ids", "xywh", "conf", "classes", "visibility")
-    merged = MotRows(*(np.concatenate([getattr(second, f), getattr(extra, f)]) for f in fields))
+    merged = MotRows.concatenate([second, extra])
     rows = stitch_chunks([parts[0], (11, 24, merged), parts[2]])
     assert len(np.unique(rows.ids)) == 3
 

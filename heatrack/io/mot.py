@@ -104,6 +104,15 @@ class MotRows:
             yield int(rows.frames[s]), rows[s:e]
 
     @classmethod
+    def concatenate(cls, parts: list[Self]) -> Self:
+        """The rows of ``parts`` one after the other (source and format of the first)."""
+        if not parts:
+            return cls.empty()
+        fields = ("frames", "ids", "xywh", "conf", "classes", "visibility")
+        arrays = [np.concatenate([getattr(p, f) for p in parts]) for f in fields]
+        return cls(*arrays, parts[0].source, parts[0].gt_format)
+
+    @classmethod
     def empty(cls) -> Self:
         z = np.zeros(0)
         return cls(

@@ -181,7 +181,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"{self.folder}: no such image folder")
         files = sorted(
             (p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS),
-            key=lambda p: _natural_key(p.name),
+            key=lambda p: natural_key(p.name),
         )
         if not files:
             raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)})")
@@ -291,7 +291,8 @@ def open_source(spec: str | int | os.PathLike) -> FrameSource:
     raise SourceError(f"{path}: no such file or folder")
 
 
-def _natural_key(name: str) -> list:
+def natural_key(name: str) -> list:
+    """Sort key putting "frame2" before "frame10" (numbers compared as numbers)."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
