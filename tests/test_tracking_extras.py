@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,19 @@ def test_noise_model_is_seeded_and_misses_occluded_people_more():
     p_half = (1 - model.miss_base) * 0.5**model.miss_power
     assert p_half < p_full / 2
     assert 0 < a.conf.min() and a.conf.max() <= 1
+
+
+def test_score_regimes_change_only_the_scores_as_documented():
+    from heatrack.data.noise import REGIMES
+
+    seq = render(SyntheticConfig(length=80, num_people=10, seed=1))
+    made = {name: detections_from_gt(seq.gt, 80, 320, 240, replace(m, seed=3))
+            for name, m in REGIMES.items()}  # fmt: skip
+    base, low = made["noisy"], made["shifted-low"]
+    np.testing.assert_array_equal(base.xywh, low.xywh)  # same boxes, same draws
+    np.testing.assert_allclose(low.conf, np.clip(0.45 * base.conf, 0.01, 1))
+    squeezed = made["compressed"].conf
+    assert np.quantile(squeezed, 0.02) > 0.2 and np.quantile(squeezed, 0.98) < 0.65
 
 
 def test_track_cli_on_one_sequence_and_on_a_root(tmp_path, capsys):

@@ -18,6 +18,11 @@ fires on clutter. This model imitates those four effects, per gt row, independen
   random places, heights drawn from the sequence's own gt heights, scores ~ Beta(2, 5)
   (mostly low, some high); plus ``clutter_sites`` fixed person-like places (a lamp post, a
   poster) that fire on a fraction ``clutter_rate`` of frames, in runs like the misses.
+- **Score scale.** Every score, true or false, is finally mapped to ``clip(score_shift +
+  score_scale * s, 0.01, 1)``: another detector's scale (``score_scale`` < 1 squeezes scores
+  into a narrow band, ``score_shift`` moves them; with ``score_visibility = 0`` scores no
+  longer follow visibility), as from an uncalibrated model. ``REGIMES`` names the ones the
+  tracker benchmarks use.
 - **Ignored regions.** MOT17 distractor rows (static people, reflections, ...) are detected
   like pedestrians, since a real person detector fires on them; TrackEval ignores those.
 """
@@ -46,7 +51,23 @@ class NoiseModel:
     fp_rate: float = 1.0
     clutter_sites: int = 3
     clutter_rate: float = 0.3
+    score_scale: float = 1.0
+    score_shift: float = 0.0
     seed: int = 0
+
+
+#: Named detection regimes made from ground truth (seeded; ``seed`` is set per use).
+REGIMES = {
+    # scores follow visibility, 0.35-0.9: the model behind the tracker's earlier tuning
+    "noisy": NoiseModel(),
+    # an uncalibrated detector: every score squeezed into about 0.3-0.6, unrelated to
+    # visibility, false positives in the same band
+    "compressed": NoiseModel(
+        score_base=0.5, score_visibility=0.0, score_noise=0.15, score_scale=0.4, score_shift=0.25
+    ),  # fmt: skip
+    # the same kind of detector as "noisy" whose scores all read 0.45 of what they were
+    "shifted-low": NoiseModel(score_scale=0.45),
+}
 
 
 def _correlated_uniforms(
@@ -131,6 +152,9 @@ def detections_from_gt(
     fp_xywh = np.concatenate([fp_xywh, cl_xywh])
     fp_scores = np.concatenate([fp_scores, rng.beta(2, 5, len(cl_frames))])
 
+    if model.score_scale != 1.0 or model.score_shift != 0.0:
+        scores, fp_scores = (np.clip(model.score_shift + model.score_scale * v, 0.01, 1.0)
+                             for v in (scores, fp_scores))  # fmt: skip
     frames = np.concatenate([rows.frames, fp_frames])
     order = np.argsort(frames, kind="stable")
     n = len(frames)
