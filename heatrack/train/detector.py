@@ -16,6 +16,7 @@ so its clips carry no displacement targets (the head learns motion from video on
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,7 +123,7 @@ class DetectorTrainConfig:
 PASTE_ID = 1 << 40
 
 
-class LabelledSource:
+class LabelledSource(ABC):
     """What training reads from a labelled source, video or still images.
 
     ``labelled``: its labelled frame numbers; ``rows``: frame -> ground truth, in the pixels
@@ -135,16 +136,17 @@ class LabelledSource:
     still: bool = False
     weight: float = 1.0
 
+    @abstractmethod
     def image(self, frame: int) -> np.ndarray:
-        raise NotImplementedError
+        """The frame's BGR image, at the source's scale."""
 
+    @abstractmethod
     def size(self, frame: int) -> tuple[int, int]:
         """(width, height) of ``image(frame)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clip_starts(self, t: int, step: int = 1) -> list[int]:
         """First frames of the T-frame clips with frame step ``step`` this source can give."""
-        raise NotImplementedError
 
 
 class _Sequence(LabelledSource):
