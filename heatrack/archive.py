@@ -138,14 +138,7 @@ class TrackWorker:
     """One Ray actor: the models loaded once, then source after source."""
 
     def __init__(self, models: Models) -> None:
-        import torch
-
-        if models.threads:
-            torch.set_num_threads(models.threads)
-        self.models = models.load()
-
-    def pid(self) -> int:
-        return os.getpid()
+        self.models = models.load()  # the detector sets torch's threads to models.threads
 
     def track(self, task: _Task, out: str, options: TrackOptions, queue=None) -> SourceResult:
         """Track one task, telling ``queue`` how far it got now and then; never raises for the
@@ -221,11 +214,11 @@ def track_archive(
 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    options = dataclasses.replace(options or TrackOptions(), atomic=True, resume=True)
     if chunk_frames and (options.render or options.heatmaps):
         raise ValueError("--chunk-frames cannot --render or --heatmaps (one video per chunk)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    options = dataclasses.replace(options or TrackOptions(), atomic=True, resume=True)
     tasks, results = _plan(items, out, chunk_frames, chunk_overlap)
     for key, result in results.items():
         print(f"{key}: {result.status}" + (f" ({result.error})" if result.error else ""))
@@ -252,7 +245,7 @@ def track_archive(
         try:
             threads = models.threads or max(1, int(ray.cluster_resources()["CPU"]) // workers)
             done = _run(todo, out, dataclasses.replace(models, threads=threads), options,
-                        min(workers, len(todo)), threads, retries, progress)  # fmt: skip
+                        min(workers, len(todo)), retries, progress)  # fmt: skip
         finally:
             if started_here:
                 ray.shutdown()
@@ -263,7 +256,7 @@ def track_archive(
     return ordered
 
 
-def _run(todo, out, models, options, workers, threads, retries, show) -> dict:
+def _run(todo, out, models, options, workers, retries, show) -> dict:
     """Every task on the actors, each actor one at a time; a failed task is given again,
     and a dead actor replaced (its task resumes from the state it saved)."""
     import ray
@@ -271,7 +264,7 @@ def _run(todo, out, models, options, workers, threads, retries, show) -> dict:
     from tqdm import tqdm
 
     queue = Queue()
-    actor_class = ray.remote(num_cpus=threads, max_restarts=0)(TrackWorker)
+    actor_class = ray.remote(num_cpus=models.threads, max_restarts=0)(TrackWorker)
     actors = [actor_class.remote(models) for _ in range(workers)]
     waiting = list(todo)
     attempts = {t: 0 for t in todo}
@@ -328,10 +321,9 @@ def _run(todo, out, models, options, workers, threads, retries, show) -> dict:
 
 def _finish(key: str, chunks: list[_Task], results: list[SourceResult], out: Path):
     """The source's result; chunks stitched into ``out/<key>.txt`` first."""
-    failed = [r for r in results if r.status == "failed"]
     if not chunks[0].chunk:
-        result = dataclasses.replace(results[0], name=key)
-        return result
+        return dataclasses.replace(results[0], name=key)
+    failed = [r for r in results if r.status == "failed"]
     if failed:
         return SourceResult(
             key, status="failed", error=f"chunk {failed[0].name}: {failed[0].error}"
@@ -385,10 +377,8 @@ def stitch_chunks(parts: list[tuple[int, int, MotRows]]) -> MotRows:
             if int(tid) not in mapping:
                 mapping[int(tid)] = next_id
                 next_id += 1
-            next_id = max(next_id, mapping[int(tid)] + 1)
         ids = np.array([mapping[int(t)] for t in rows.ids], dtype=np.int64)
-        kept.append(MotRows(rows.frames, ids, rows.xywh, rows.conf, rows.classes,
-                            rows.visibility))  # fmt: skip
+        kept.append(dataclasses.replace(rows, ids=ids))
         previous = (full, mapping, last)
     return MotRows.concatenate(kept)
 
