@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from track_peers import Heatrack, load_set, run_tracker  # noqa: E402
+from regimes import load_regime  # noqa: E402
+from track_peers import Heatrack, run_tracker  # noqa: E402
 
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
 from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
@@ -32,7 +33,7 @@ VARIANTS = [
 
 
 def main() -> None:
-    sets = {name: load_set(name) for name in ("mot15", "mot17-noisy")}
+    sets = {name: load_regime(name) for name in ("mot15", "mot17-noisy")}
     header = [
         "change from the defaults",
         "mot15 HOTA",

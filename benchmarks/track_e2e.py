@@ -17,11 +17,11 @@ and, as references that need no detector of ours, ByteTrack and heatrack's track
 MOT15 public Faster R-CNN detections and on YOLOX-nano's (``../shared/models``, 416 letterbox,
 person class): YOLOX-nano + ByteTrack is what users of the field run. TrackEval scores
 everything (``heatrack.eval.mot``).
-HOG is slow (about 0.37 s per PETS frame); ``--hog DIR`` reuses the detections a previous run
-saved in DIR (written there otherwise).
+HOG is slow (about 0.37 s per PETS frame); the HOG and YOLOX-nano detections are kept in ``--cache``
+(``benchmarks/regimes.py``) and reused by later runs.
 
     .venv/bin/pip install --no-deps -r benchmarks/requirements.txt   # ByteTrack (boxmot)
-    python benchmarks/track_e2e.py --hog outputs/hog-full --json outputs/track_e2e.json
+    python benchmarks/track_e2e.py --json outputs/track_e2e.json
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hog_baseline import hog_detect  # noqa: E402
+from regimes import detector_output  # noqa: E402
 from track_peers import BoxmotPeer, Heatrack, run_tracker  # noqa: E402
 
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
@@ -50,8 +49,7 @@ from heatrack.io.mot import (  # noqa: E402
     MotRows,
     read_detections,
     read_gt,
-    read_seqinfo,
-    write_results,  # noqa: E402
+    read_seqinfo,  # noqa: E402
 )
 from heatrack.io.sources import MotSequenceSource  # noqa: E402
 from heatrack.models.reid import load_embedder  # noqa: E402
@@ -91,55 +89,15 @@ def heatrack_rows(
     return rows, fps
 
 
-def hog_detections(folder: Path, cache: Path | None) -> MotRows:
-    """HOG boxes on every frame, from ``cache`` when a previous run saved them there."""
-    name = read_seqinfo(folder).name
-    if cache is not None and (cache / f"{name}.txt").is_file():
-        return read_detections(cache / f"{name}.txt")
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    frames, boxes, scores = [], [], []
-    for index, image in MotSequenceSource(folder):
-        rects, weights = hog_detect(image, hog, 1.5)
-        frames.append(np.full(len(rects), index))
-        boxes.append(rects)
-        scores.append(weights)
-    path = (cache or Path("outputs/hog-full")) / f"{name}.txt"
-    frames = np.concatenate(frames)
-    write_results(
-        path, frames, np.full(len(frames), -1), np.concatenate(boxes), np.concatenate(scores)
-    )
-    return read_detections(path)
-
-
-def yolox_detections(folder: Path, cache: Path | None) -> MotRows:
-    """YOLOX-nano (416 letterbox, person class, scores >= 0.05) on every frame: what a user
-    of YOLOX + ByteTrack runs; from ``cache`` when a previous run saved them there."""
-    from heatrack.models.yolox import YoloxPeople
-
-    name = read_seqinfo(folder).name
-    path = (cache or Path("outputs/yolox-full")) / f"{name}.yolox.txt"
-    if path.is_file():
-        return read_detections(path)
-    model = YoloxPeople(YOLOX, score_threshold=0.05)
-    frames, boxes, scores = [], [], []
-    for index, dets, _ in model.stream(MotSequenceSource(folder)):
-        frames.append(np.full(len(dets), index))
-        boxes.append(dets.xywh)
-        scores.append(dets.scores)
-    frames = np.concatenate(frames)
-    write_results(
-        path, frames, np.full(len(frames), -1), np.concatenate(boxes), np.concatenate(scores)
-    )
-    return read_detections(path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
-    ap.add_argument("--hog", type=Path, help="folder of saved HOG detections (read or written)")
+    ap.add_argument(
+        "--cache", type=Path, default=Path("outputs/regimes"),
+        help="HOG and YOLOX-nano detections are kept here (benchmarks/regimes.py)",
+    )  # fmt: skip
     ap.add_argument(
         "--checkpoint",
         help="a detector checkpoint instead of the shipped one (e.g. a fold that never saw "
@@ -198,14 +156,14 @@ def main() -> None:
             print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
         sets = []
         if not args.no_hog:
-            hog = hog_detections(folder, args.hog)
+            hog = detector_output("hog", folder, args.cache)
             sets = [
                 (f"HOG /{s:g}", dataclasses.replace(hog, conf=np.minimum(hog.conf / s, 1.0)))
                 for s in args.hog_scales
             ]
         sets.append(("public FRCNN", read_detections(folder / "det" / "det.txt")))
         if YOLOX.is_file():
-            sets.append(("YOLOX-nano", yolox_detections(folder, args.hog)))
+            sets.append(("YOLOX-nano", detector_output("yolox", folder, args.cache)))
         for source, dets in sets:
             for adapter in (BoxmotPeer("bytetrack"), Heatrack(label="heatrack tracker")):
                 add(f"{source} + {adapter.name}", run_tracker(adapter, dets, info)[0])

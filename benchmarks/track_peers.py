@@ -6,10 +6,8 @@ each tracker's update calls (building its input objects is excluded for everyone
 tracker runs each sequence ``--repeat`` times and its fastest run counts, which damps the
 noise of a shared machine.
 
-Detection sets:
-  mot15      the 7 MOT15 train sequences in ../shared/data with their public Faster R-CNN det.txt
-  mot17-noisy  MOT17-02/04/05/09 gt turned into detections by heatrack.data.noise (seed 0)
-  mot17-lift   the same sequences with Lif_T's published boxes as detections (ids dropped)
+Detection sets: the regimes of ``benchmarks/regimes.py`` (mot15, mot17-lift, mot17-noisy,
+mot17-compressed, mot17-shifted-low, yolox, hog, heatrack-folds).
 
 Peers are installed for this benchmark only:
     .venv/bin/pip install --no-deps -r benchmarks/requirements.txt
@@ -31,14 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from heatrack.data.noise import NoiseModel, detections_from_gt
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
-from heatrack.io.mot import MotRows, read_detections, read_gt, read_results, read_seqinfo
+from heatrack.io.mot import MotRows
 from heatrack.tracking.tracker import Tracker, TrackerConfig
 from heatrack.types import Detections
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from regimes import load_regime  # noqa: E402
 
 # --- adapters: start(fps, w, h); update(xyxy, scores) -> (ids, xyxy); prepare() is untimed ---
 
@@ -142,39 +139,6 @@ def peers() -> list:
     ]
 
 
-# --- detection sets -----------------------------------------------------------------
-
-
-def load_set(name: str) -> list[tuple[str, MotRows, MotRows, object]]:
-    """(sequence, gt, detections, seqinfo) for every sequence of a detection set."""
-    out = []
-    if name == "mot15":
-        for folder in sorted((DATA / "MOT15" / "train").iterdir()):
-            info = read_seqinfo(folder)
-            out.append(
-                (
-                    info.name,
-                    read_gt(folder / "gt" / "gt.txt"),
-                    read_detections(folder / "det" / "det.txt"),
-                    info,
-                )
-            )
-    elif name in ("mot17-noisy", "mot17-lift"):
-        for folder in sorted((DATA / "MOT17" / "train").iterdir()):
-            info = read_seqinfo(folder)
-            gt = read_gt(folder / "gt" / "gt.txt")
-            if name == "mot17-noisy":
-                dets = detections_from_gt(
-                    gt, info.length, info.width, info.height, NoiseModel(seed=0)
-                )
-            else:
-                dets = read_results(DATA / "trackers" / "Lif_T" / f"{info.name}.txt")
-            out.append((info.name, gt, dets, info))
-    else:
-        raise ValueError(f"unknown detection set {name!r}")
-    return out
-
-
 def run_tracker(adapter, dets: MotRows, info, repeat: int = 1) -> tuple[MotRows, float, int]:
     """Results rows, seconds inside update calls (the least of ``repeat`` runs), frames."""
     rows, best, frames = _run_once(adapter, dets, info)
@@ -206,7 +170,7 @@ def _run_once(adapter, dets: MotRows, info) -> tuple[MotRows, float, int]:
 
 
 def run_set(name: str, trackers: list, repeat: int = 1) -> dict:
-    seqs = load_set(name)
+    seqs = load_regime(name)
     table = {}
     for adapter in trackers:
         results, seconds, frames = [], 0.0, 0

@@ -1,0 +1,192 @@
+"""Tracker defaults that transfer: leave one detection regime out (issue 18).
+
+Every candidate tracker config is scored (TrackEval HOTA and IDF1, combined over the regime's
+sequences) on every regime of ``benchmarks/regimes.py``. For each regime in turn, the candidate
+with the best mean of (HOTA + IDF1) / 2 over the *other* regimes is chosen and scored on the
+held-out one: that is the held-out figure. The config chosen on all regimes is the one to ship.
+In the same run, boxmot's ByteTrack, OC-SORT, BoT-SORT (appearance off), norfair and motpy
+track every regime, and update FPS (CPU time inside update calls, fastest of ``--repeat``
+runs) is measured for the shipped choice and every peer.
+
+Candidates: the current ``TrackerConfig`` defaults plus ``--candidates`` configs drawn around
+them by a seeded sampler (``--seed``), each with score adaptation on or off. Scores of
+(candidate, regime) pairs are kept in ``--out/scores.json`` as they are made, so an interrupted
+run continues where it stopped (delete the file after changing the tracker).
+
+    .venv/bin/pip install --no-deps -r benchmarks/requirements.txt   # the peers
+    python benchmarks/track_regimes.py \
+        --fold-detector PETS09-S2L1=runs/sources/PETS09-S2L1/last.pt \
+        --fold-detector TUD-Stadtmitte=runs/sources/TUD-Stadtmitte/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from regimes import NAMES, load_regime  # noqa: E402
+from track_peers import Heatrack, peers, run_tracker  # noqa: E402
+
+from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
+from heatrack.io.mot import write_atomic  # noqa: E402
+from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def candidates(n: int, seed: int) -> list[TrackerConfig]:
+    """The defaults, then ``n`` seeded draws around them (thresholds kept consistent)."""
+    rng = np.random.default_rng(seed)
+    base = TrackerConfig()
+    out = [base, dataclasses.replace(base, score_adaptation=True)]
+    while len(out) < n + 2:
+        high = float(rng.uniform(0.3, 0.75))
+        out.append(
+            dataclasses.replace(
+                base,
+                high_score=round(high, 3),
+                low_score=round(float(rng.uniform(0.05, min(0.3, high - 0.1))), 3),
+                new_track_score=round(high + float(rng.uniform(0.0, 0.15)), 3),
+                match_cost=round(float(rng.uniform(0.6, 0.9)), 3),
+                low_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
+                tentative_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
+                min_hits=int(rng.integers(1, 4)),
+                max_lost_seconds=round(float(rng.uniform(1.0, 4.0)), 2),
+                fuse_score=bool(rng.random() < 0.5),
+                coast_frames=int(rng.integers(0, 4)),
+                reupdate_points=int(rng.choice([1, 4])),
+                score_adaptation=bool(rng.random() < 0.5),
+                score_quantile=float(rng.choice([0.8, 0.9, 0.95])),
+            )
+        )
+    return out
+
+
+def key(config: TrackerConfig) -> str:
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=float)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def score(adapter, seqs, repeat: int = 1) -> dict:
+    results, seconds, frames = [], 0.0, 0
+    for seq, gt, dets, info in seqs:
+        rows, s, n = run_tracker(adapter, dets, info, repeat)
+        results.append(SequenceData(seq, info.length, gt, rows))
+        seconds += s
+        frames += n
+    c = evaluate(results)[COMBINED]
+    return {
+        "HOTA": c["HOTA"], "IDF1": c["IDF1"], "DetA": c["DetA"], "AssA": c["AssA"],
+        "MOTA": c["MOTA"], "IDSW": int(c["IDSW"]), "fps": frames / seconds if seconds else 0.0,
+    }  # fmt: skip
+
+
+def objective(s: dict) -> float:
+    return (s["HOTA"] + s["IDF1"]) / 2
+
+
+def choose(scores: dict[str, dict[str, dict]], names: list[str], regimes: list[str]) -> str:
+    """The candidate with the best mean objective over ``regimes``."""
+    return max(names, key=lambda k: np.mean([objective(scores[k][r]) for r in regimes]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--regimes", nargs="+", default=list(NAMES))
+    ap.add_argument("--candidates", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs per sequence")
+    ap.add_argument("--fold-detector", action="append", default=[], metavar="SEQ=CHECKPOINT")
+    ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "regimes")
+    ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "track_regimes")
+    ap.add_argument("--no-peers", action="store_true", help="only the candidates")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("boxmot").setLevel(logging.ERROR)
+    folds = dict(item.split("=", 1) for item in args.fold_detector)
+    data = {name: load_regime(name, args.cache, folds) for name in args.regimes}
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "scores.json"
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    configs = {key(c): c for c in candidates(args.candidates, args.seed)}
+    for i, (k, config) in enumerate(configs.items()):
+        entry = saved.setdefault(k, {"config": dataclasses.asdict(config), "scores": {}})
+        for name, seqs in data.items():
+            if name not in entry["scores"]:
+                entry["scores"][name] = score(Heatrack(config), seqs)
+                write_atomic(store, json.dumps(saved, indent=1, default=float))
+        print(
+            f"candidate {i + 1}/{len(configs)} {k}: mean objective "
+            f"{np.mean([objective(entry['scores'][r]) for r in data]):.2f}",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+    scores = {k: saved[k]["scores"] for k in configs}
+    names, regimes = list(configs), list(data)
+    shipped = choose(scores, names, regimes)
+    held = {r: choose(scores, names, [o for o in regimes if o != r]) for r in regimes}
+
+    peer_scores: dict[str, dict[str, dict]] = {}
+    ours_speed = {}
+    if not args.no_peers:
+        for name, seqs in data.items():
+            ours_speed[name] = score(Heatrack(configs[shipped]), seqs, args.repeat)["fps"]
+            for adapter in peers():
+                peer_scores.setdefault(name, {})[adapter.name] = score(adapter, seqs, args.repeat)
+                print(f"  {name} {adapter.name} done", file=sys.stderr, flush=True)
+
+    lines = [
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}; {len(configs)} candidates (seed {args.seed}); "
+        f"shipped choice {shipped}",
+        "",
+        "| held-out regime | chosen without it | heatrack HOTA | heatrack IDF1 | best peer HOTA "
+        "| best peer IDF1 | shipped choice HOTA / IDF1 (not held out) | speed-up vs fastest peer |",
+        "|---|---|---:|---:|---|---|---:|---:|",
+    ]
+    for r in regimes:
+        ours = scores[held[r]][r]
+        cells = [r, held[r], f"{ours['HOTA']:.2f}", f"{ours['IDF1']:.2f}"]
+        if r in peer_scores:
+            p = peer_scores[r]
+            bh = max(p, key=lambda n: p[n]["HOTA"])
+            bi = max(p, key=lambda n: p[n]["IDF1"])
+            fastest = max(p[n]["fps"] for n in p)
+            cells += [f"{p[bh]['HOTA']:.2f} ({bh})", f"{p[bi]['IDF1']:.2f} ({bi})"]
+            speed = f"{ours_speed[r] / fastest:.1f}x"
+        else:
+            cells += ["-", "-"]
+            speed = "-"
+        s = scores[shipped][r]
+        cells += [f"{s['HOTA']:.2f} / {s['IDF1']:.2f}", speed]
+        lines.append("| " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "shipped": {"key": shipped, "config": dataclasses.asdict(configs[shipped])},
+        "held_out_choice": held,
+        "candidates": {k: saved[k] for k in configs},
+        "peers": peer_scores,
+        "heatrack_fps": ours_speed,
+        "table": "\n".join(lines),
+    }
+    write_atomic(args.out / "result.json", json.dumps(result, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
