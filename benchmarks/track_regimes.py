@@ -67,8 +67,8 @@ def candidates(n: int, seed: int) -> list[TrackerConfig]:
                 fuse_score=bool(rng.random() < 0.5),
                 coast_frames=int(rng.integers(0, 4)),
                 reupdate_points=int(rng.choice([1, 4])),
-                score_adaptation=bool(rng.random() < 0.5),
-                score_quantile=float(rng.choice([0.8, 0.9, 0.95])),
+                score_adaptation=bool(rng.random() < 0.6),
+                score_quantile=float(rng.choice([0.9, 0.95, 0.98, 0.99])),
             )
         )
     return out

@@ -7,6 +7,7 @@ mask, an index array, an int or a slice returns a new object of the same type.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Self
@@ -22,6 +23,11 @@ def _array_field(dtype: type, row_shape: tuple[int | None, ...], *, optional: bo
     if optional:
         return field(default=None, metadata=meta, **kw)
     return field(metadata=meta, **kw)
+
+
+@functools.cache
+def _field_names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _array_fields(obj_or_cls) -> list:
@@ -99,8 +105,8 @@ class Detections:
         made to the contract; everything else goes through the checked constructor.
         """
         obj = object.__new__(cls)
-        for f in fields(cls):
-            object.__setattr__(obj, f.name, values.get(f.name))
+        for name in _field_names(cls):
+            object.__setattr__(obj, name, values.get(name))
         return obj
 
     @classmethod

@@ -36,7 +36,7 @@ class ScoreScale:
         seen = self._scores[: min(self._count, self.window)]
         if len(seen) == 0:
             return scores
-        q = float(np.quantile(seen, self.quantile))
+        q = _quantile(seen, self.quantile)
         if q <= 0:
             return scores
         return np.minimum(scores * (self.reference / q), 1.0)
@@ -50,3 +50,12 @@ class ScoreScale:
             raise ValueError(f"score window of {window.shape}, expected ({self.window},)")
         self._scores = window.copy()
         self._count = int(state["scores.count"])
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q)`` (linear interpolation) by a partial sort: once per frame."""
+    at = q * (len(values) - 1)
+    lo = int(at)
+    hi = min(lo + 1, len(values) - 1)
+    part = np.partition(values, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (at - lo))

@@ -568,7 +568,9 @@ class Tracker:
         # Tracks seen in the previous frame take one Kalman update; tracks back from a gap
         # replay it instead (observation-centric re-update).
         direct = t.last_frame[rows] >= self._previous_frame
-        if direct.all():  # the usual frame: nobody comes back from a gap
+        if direct.all() and len(rows) == len(t):  # every track seen last frame and now
+            t.mean, t.cov = self.kalman.update(t.mean, t.cov, boxes, confidence)
+        elif direct.all():  # the usual frame: nobody comes back from a gap
             t.mean[rows], t.cov[rows] = self.kalman.update(
                 t.mean[rows], t.cov[rows], boxes, confidence
             )
@@ -606,26 +608,42 @@ class Tracker:
         """Replay each track's gap from its last observation along a straight line to its new
         box: predict to the next virtual observation, update with the interpolated box, and
         so on. A gap of g frames gets min(g, ``reupdate_points``) evenly spaced observations,
-        the last one being the real box. Few tracks come back in any one frame, so they are
-        replayed one by one."""
+        the last one being the real box. All returning tracks step together, one virtual
+        observation at a time (a loop over at most ``reupdate_points``, not over tracks)."""
         t = self._t
-        out_mean, out_cov = t.obs_mean[rows], t.obs_cov[rows]  # fancy indexing: copies
-        points_max = max(1, self.config.reupdate_points)
-        for k, row in enumerate(rows.tolist()):
-            gap = self._frame - int(t.last_frame[row])
-            points = min(gap, points_max)
-            mean, cov = out_mean[k : k + 1], out_cov[k : k + 1]
-            start, end = t.last_box[row], boxes[k]
-            c = None if conf is None else conf[k : k + 1]
-            done = 0
-            for i in range(1, points + 1):
-                reach = round(gap * i / points)
-                mean, cov = self.kalman.predict(mean, cov, reach - done)
-                virtual = start + (end - start) * (reach / gap)
-                mean, cov = self.kalman.update(mean, cov, virtual[None], c)
+        mean, cov = t.obs_mean[rows], t.obs_cov[rows]  # fancy indexing: copies
+        gap = self._frame - t.last_frame[rows]
+        points = np.minimum(gap, max(1, self.config.reupdate_points))
+        start = t.last_box[rows]
+        travel = boxes - start
+        done = np.zeros(len(rows), np.int64)
+        for i in range(1, int(points.max()) + 1):
+            live = _where(points >= i)
+            every = len(live) == len(rows)  # the usual case: no fancy-index copies
+            g = gap if every else gap[live]
+            reach = np.round(g * i / (points if every else points[live])).astype(np.int64)
+            steps = reach - (done if every else done[live])
+            m, c = (mean, cov) if every else (mean[live], cov[live])
+            one = steps == 1  # the filter's cheaper single step where it applies
+            if one.all():
+                m, c = self.kalman.predict(m, c, 1)
+            elif not one.any():
+                m, c = self.kalman.predict(m, c, steps)
+            else:
+                m, c = m.copy(), c.copy()
+                m[one], c[one] = self.kalman.predict(m[one], c[one], 1)
+                m[~one], c[~one] = self.kalman.predict(m[~one], c[~one], steps[~one])
+            fraction = (reach / g)[:, None]
+            if every:
+                virtual = start + travel * fraction
+                mean, cov = self.kalman.update(m, c, virtual, conf)
                 done = reach
-            out_mean[k], out_cov[k] = mean[0], cov[0]
-        return out_mean, out_cov
+            else:
+                virtual = start[live] + travel[live] * fraction
+                c_live = None if conf is None else conf[live]
+                mean[live], cov[live] = self.kalman.update(m, c, virtual, c_live)
+                done[live] = reach
+        return mean, cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
         t = self._t
