@@ -267,3 +267,32 @@ def test_score_adaptation_state_resumes_exactly():
         a, b = whole.update(d), second.update(d)
         np.testing.assert_array_equal(a.ids, b.ids)
         np.testing.assert_allclose(a.scores, b.scores)
+
+
+def test_tracks_back_from_different_gaps_in_one_frame_replay_as_if_alone():
+    """The observation-centric re-update steps every returning track together; each must end
+    exactly where it would if it were the only person in the video."""
+    people = [(100.0, 3.0, range(6, 8)), (400.0, -2.0, range(5, 8)), (700.0, 4.0, range(4, 8))]
+
+    def frame_boxes(f, only=None):
+        return [
+            box(x0 + v * f, 200.0 + 0.5 * v * f, 40.0, 100.0)
+            for k, (x0, v, gap) in enumerate(people)
+            if (only is None or k == only) and f not in gap
+        ]
+
+    def run(only=None):
+        tracker = Tracker(TrackerConfig(reupdate_points=4), frame_rate=25)
+        out = []
+        for f in range(1, 14):
+            b = frame_boxes(f, only)
+            t = tracker.update(dets(*b) if b else Detections.empty())
+            out.append(t.xyxy[np.argsort(t.xyxy[:, 0])])
+        return out
+
+    together = run()
+    alone = [run(k) for k in range(len(people))]
+    for f in range(13):
+        merged = np.concatenate([a[f] for a in alone if len(a[f])])
+        np.testing.assert_array_equal(together[f], merged[np.argsort(merged[:, 0])])
+    assert len(together[8]) == 3  # all three are back (gaps of 3, 4 and 5 frames at frame 8)
