@@ -8,8 +8,10 @@ In the same run, boxmot's ByteTrack, OC-SORT, BoT-SORT (appearance off), norfair
 track every regime, and update FPS (CPU time inside update calls, fastest of ``--repeat``
 runs) is measured for the shipped choice and every peer.
 
-Candidates: the current ``TrackerConfig`` defaults plus ``--candidates`` configs drawn around
-them by a seeded sampler (``--seed``), each with score adaptation on or off. Scores of
+Candidates: the current ``TrackerConfig`` defaults (adaptation off and on) plus configs drawn
+around them by a seeded sampler, in pools (``--pools SEED:N[:adaptive]``; the second default
+pool draws only configs with score adaptation on, at high quantiles, after the first pool
+had shown those to transfer best). Scores of
 (candidate, regime) pairs are kept in ``--out/scores.json`` as they are made, so an interrupted
 run continues where it stopped (delete the file after changing the tracker).
 
@@ -46,8 +48,9 @@ from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def candidates(n: int, seed: int) -> list[TrackerConfig]:
-    """The defaults, then ``n`` seeded draws around them (thresholds kept consistent)."""
+def candidates(n: int, seed: int, adaptive: bool = False) -> list[TrackerConfig]:
+    """The defaults (off and on adaptation), then ``n`` seeded draws around them (thresholds
+    kept consistent); ``adaptive``: every draw with score adaptation, at a high quantile."""
     rng = np.random.default_rng(seed)
     base = TrackerConfig()
     out = [base, dataclasses.replace(base, score_adaptation=True)]
@@ -67,11 +70,23 @@ def candidates(n: int, seed: int) -> list[TrackerConfig]:
                 fuse_score=bool(rng.random() < 0.5),
                 coast_frames=int(rng.integers(0, 4)),
                 reupdate_points=int(rng.choice([1, 4])),
-                score_adaptation=bool(rng.random() < 0.6),
-                score_quantile=float(rng.choice([0.9, 0.95, 0.98, 0.99])),
+                score_adaptation=adaptive or bool(rng.random() < 0.6),
+                score_quantile=float(
+                    rng.choice([0.95, 0.98, 0.99] if adaptive else [0.9, 0.95, 0.98, 0.99])
+                ),
             )
         )
     return out
+
+
+def pools(specs: list[str]) -> list[TrackerConfig]:
+    """Candidates of every ``SEED:N`` or ``SEED:N:adaptive`` pool, duplicates once."""
+    out = {}
+    for spec in specs:
+        seed, n, *kind = spec.split(":")
+        for c in candidates(int(n), int(seed), adaptive=kind == ["adaptive"]):
+            out.setdefault(key(c), c)
+    return list(out.values())
 
 
 def key(config: TrackerConfig) -> str:
@@ -107,8 +122,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--regimes", nargs="+", default=list(NAMES))
-    ap.add_argument("--candidates", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--pools", nargs="+", default=["0:24", "1:30:adaptive"], metavar="SEED:N[:adaptive]",
+        help="candidate pools: N seeded draws each (adaptive: score adaptation always on)",
+    )  # fmt: skip
     ap.add_argument("--repeat", type=int, default=3, help="timing runs per sequence")
     ap.add_argument("--fold-detector", action="append", default=[], metavar="SEQ=CHECKPOINT")
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "regimes")
@@ -123,7 +140,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "scores.json"
     saved = json.loads(store.read_text()) if store.is_file() else {}
-    configs = {key(c): c for c in candidates(args.candidates, args.seed)}
+    configs = {key(c): c for c in pools(args.pools)}
     for i, (k, config) in enumerate(configs.items()):
         entry = saved.setdefault(k, {"config": dataclasses.asdict(config), "scores": {}})
         for name, seqs in data.items():
@@ -151,7 +168,7 @@ def main() -> None:
 
     lines = [
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; {len(configs)} candidates (seed {args.seed}); "
+        f"python {platform.python_version()}; {len(configs)} candidates (pools {args.pools}); "
         f"shipped choice {shipped}",
         "",
         "| held-out regime | chosen without it | heatrack HOTA | heatrack IDF1 | best peer HOTA "
