@@ -407,20 +407,22 @@ class Tracker:
         xyxy, scores, emb = dets.xyxy, dets.scores, dets.embeddings
         if self.score_scale is not None:
             scores = self.score_scale(scores)
-        ok = np.isfinite(xyxy).all(axis=1) & np.isfinite(scores)
-        ok &= (xyxy[:, 2] >= xyxy[:, 0]) & (xyxy[:, 3] >= xyxy[:, 1])
-        n_bad = len(ok) - int(ok.sum())
+        xyxy = xyxy.astype(np.float64)
+        wh = xyxy[:, 2:] - xyxy[:, :2]
+        # NaN fails every comparison; only infinities need their own test.
+        ok = (wh >= 0).all(axis=1) & (np.abs(xyxy) < np.inf).all(axis=1) & (np.abs(scores) < np.inf)
+        n_bad = len(ok) - int(np.count_nonzero(ok))
         if n_bad:
             log.warning(
                 "frame %d: dropped %d detections with NaN/inf or inverted boxes", self._frame, n_bad
             )
         ok &= scores >= self.config.low_score
-        xyxy = xyxy.astype(np.float64)
         size = (frame.shape[1], frame.shape[0]) if frame is not None else self.image_size
         if size is not None:
             np.clip(xyxy[:, 0::2], 0, size[0], out=xyxy[:, 0::2])
             np.clip(xyxy[:, 1::2], 0, size[1], out=xyxy[:, 1::2])
-        ok &= ((xyxy[:, 2:] - xyxy[:, :2]) >= self.config.min_box_size).all(axis=1)
+            wh = xyxy[:, 2:] - xyxy[:, :2]
+        ok &= (wh >= self.config.min_box_size).all(axis=1)
         kept = _where(ok)
         if emb is not None:
             if self._emb_dim is None:
