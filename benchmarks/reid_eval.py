@@ -160,7 +160,8 @@ def main() -> None:
             ours.config = dataclasses.replace(ours.config, colour_weight=0.0)
             size = ours.config.input_size
             view = central_view(crops.images, EVAL_VIEW, size)
-            tag = f"{Path(ckpt).parent.name}, {size[0]}x{size[1]}"
+            run = Path(ckpt).parent.name if Path(ckpt).stem == "last" else Path(ckpt).stem
+            tag = f"{run}, {size[0]}x{size[1]}"  # two files of one run stay apart
             vectors = ours.embed_crops(view)
             mixed = dataclasses.replace(ours.config, colour_weight=args.colour_weight)
             embedded[f"heatrack embedder ({tag})"] = vectors
