@@ -169,17 +169,23 @@ def _run_once(adapter, dets: MotRows, info) -> tuple[MotRows, float, int]:
     return rows, spent, info.length
 
 
+def track_regime(adapter, seqs, repeat: int = 1) -> tuple[dict, float, int]:
+    """TrackEval metrics of ``adapter`` over a regime's sequences, seconds inside its update
+    calls and frames tracked."""
+    results, seconds, frames = [], 0.0, 0
+    for seq, gt, dets, info in seqs:
+        rows, s, n = run_tracker(adapter, dets, info, repeat)
+        results.append(SequenceData(seq, info.length, gt, rows))
+        seconds += s
+        frames += n
+    return evaluate(results), seconds, frames
+
+
 def run_set(name: str, trackers: list, repeat: int = 1) -> dict:
     seqs = load_regime(name)
     table = {}
     for adapter in trackers:
-        results, seconds, frames = [], 0.0, 0
-        for seq, gt, dets, info in seqs:
-            rows, s, n = run_tracker(adapter, dets, info, repeat)
-            results.append(SequenceData(seq, info.length, gt, rows))
-            seconds += s
-            frames += n
-        metrics = evaluate(results)
+        metrics, seconds, frames = track_regime(adapter, seqs, repeat)
         table[adapter.name] = {
             "combined": metrics[COMBINED],
             "per_sequence": {k: v for k, v in metrics.items() if k != COMBINED},

@@ -42,9 +42,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from regimes import NAMES, load_regime  # noqa: E402
-from track_peers import Heatrack, peers, run_tracker  # noqa: E402
+from track_peers import Heatrack, peers, track_regime  # noqa: E402
 
-from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
+from heatrack.eval.mot import COMBINED  # noqa: E402
 from heatrack.io.mot import write_atomic  # noqa: E402
 from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
 
@@ -98,13 +98,8 @@ def key(config: TrackerConfig) -> str:
 
 
 def score(adapter, seqs, repeat: int = 1) -> dict:
-    results, seconds, frames = [], 0.0, 0
-    for seq, gt, dets, info in seqs:
-        rows, s, n = run_tracker(adapter, dets, info, repeat)
-        results.append(SequenceData(seq, info.length, gt, rows))
-        seconds += s
-        frames += n
-    c = evaluate(results)[COMBINED]
+    metrics, seconds, frames = track_regime(adapter, seqs, repeat)
+    c = metrics[COMBINED]
     return {
         "HOTA": c["HOTA"], "IDF1": c["IDF1"], "DetA": c["DetA"], "AssA": c["AssA"],
         "MOTA": c["MOTA"], "IDSW": int(c["IDSW"]), "fps": frames / seconds if seconds else 0.0,

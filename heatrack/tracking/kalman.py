@@ -90,7 +90,8 @@ class KalmanFilter:
         s1 = k * (k - 1) / 2
         s2k = (k - 1) * k * (2 * k - 1) / 6
         mean[:, :4] += k * mean[:, 4:]
-        out[..., 0, 0] = p00 + k * (p01 + p10) + k * k * p11 + k * qp + s2k * qv
+        # Summed in the single step's order, so k = 1 gives its result to the bit.
+        out[..., 0, 0] = p00 + k * p01 + (k * p10 + k * k * p11) + k * qp + s2k * qv
         out[..., 0, 1] = p01 + k * p11 + s1 * qv
         out[..., 1, 0] = p10 + k * p11 + s1 * qv
         out[..., 1, 1] = p11 + k * qv

@@ -621,30 +621,12 @@ class Tracker:
         done = np.zeros(len(rows), np.int64)
         for i in range(1, int(points.max()) + 1):
             live = _where(points >= i)
-            every = len(live) == len(rows)  # the usual case: no fancy-index copies
-            g = gap if every else gap[live]
-            reach = np.round(g * i / (points if every else points[live])).astype(np.int64)
-            steps = reach - (done if every else done[live])
-            m, c = (mean, cov) if every else (mean[live], cov[live])
-            one = steps == 1  # the filter's cheaper single step where it applies
-            if one.all():
-                m, c = self.kalman.predict(m, c, 1)
-            elif not one.any():
-                m, c = self.kalman.predict(m, c, steps)
-            else:
-                m, c = m.copy(), c.copy()
-                m[one], c[one] = self.kalman.predict(m[one], c[one], 1)
-                m[~one], c[~one] = self.kalman.predict(m[~one], c[~one], steps[~one])
-            fraction = (reach / g)[:, None]
-            if every:
-                virtual = start + travel * fraction
-                mean, cov = self.kalman.update(m, c, virtual, conf)
-                done = reach
-            else:
-                virtual = start[live] + travel[live] * fraction
-                c_live = None if conf is None else conf[live]
-                mean[live], cov[live] = self.kalman.update(m, c, virtual, c_live)
-                done[live] = reach
+            reach = np.round(gap[live] * i / points[live]).astype(np.int64)
+            m, c = self.kalman.predict(mean[live], cov[live], reach - done[live])
+            virtual = start[live] + travel[live] * (reach / gap[live])[:, None]
+            c_live = None if conf is None else conf[live]
+            mean[live], cov[live] = self.kalman.update(m, c, virtual, c_live)
+            done[live] = reach
         return mean, cov
 
     def _update_embeddings(self, rows: np.ndarray, emb: np.ndarray, scores: np.ndarray) -> None:
