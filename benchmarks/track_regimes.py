@@ -144,6 +144,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "track_regimes")
     ap.add_argument("--no-peers", action="store_true", help="only the candidates")
     args = ap.parse_args()
+    if len(set(args.regimes)) < 2:
+        ap.error("leaving one regime out needs at least two regimes")
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("boxmot").setLevel(logging.ERROR)
     folds = dict(item.split("=", 1) for item in args.fold_detector)
