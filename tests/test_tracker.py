@@ -296,3 +296,29 @@ def test_tracks_back_from_different_gaps_in_one_frame_replay_as_if_alone():
         merged = np.concatenate([a[f] for a in alone if len(a[f])])
         np.testing.assert_array_equal(together[f], merged[np.argsort(merged[:, 0])])
     assert len(together[8]) == 3  # all three are back (gaps of 3, 4 and 5 frames at frame 8)
+
+
+def test_track_back_from_a_gap_replays_evenly_spaced_virtual_observations():
+    """After a 5-frame gap with reupdate_points 4 the state is the one a hand replay gives:
+    from the last observed state, predict to frames 1, 2, 4 and 5 of the gap (rounded even
+    spacing) and update each time with the box on the line to the new one."""
+    tracker = Tracker(TrackerConfig(reupdate_points=4), frame_rate=25)
+    for f in range(1, 5):
+        tracker.update(dets(box(100.0 + 6 * f, 200.0, 40.0, 100.0)))
+    for _ in range(4):  # frames 5-8 missed
+        tracker.update(Detections.empty())
+    t = tracker._t
+    mean, cov = t.obs_mean[:1].copy(), t.obs_cov[:1].copy()
+    start = t.last_box[0].copy()
+    end_xyxy = np.array(box(100.0 + 6 * 9, 200.0, 40.0, 100.0))
+    end = np.array([(end_xyxy[0] + end_xyxy[2]) / 2, (end_xyxy[1] + end_xyxy[3]) / 2, 40.0, 100.0])
+    done = 0
+    for reach in (1, 2, 4, 5):
+        mean, cov = tracker.kalman.predict(mean, cov, reach - done)
+        mean, cov = tracker.kalman.update(mean, cov, (start + (end - start) * reach / 5)[None])
+        done = reach
+    out = tracker.update(dets(end_xyxy))
+    cx, cy, w, h = mean[0, :4]
+    np.testing.assert_allclose(
+        out.xyxy[0], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], rtol=1e-6
+    )
