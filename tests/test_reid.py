@@ -207,6 +207,43 @@ def test_a_few_training_steps_lower_the_loss(synth_crops, tmp_path):
     assert losses[-1] < 0.6 * losses[0], losses
 
 
+def test_a_teacher_with_a_larger_input_sees_the_crop_at_its_size_and_the_model_at_its_own(
+    synth_crops,
+):
+    """Distilling from a start at its own, larger input: the batch is cut at the teacher's
+    size; the model is fed the same crops resized down to the model's input."""
+    import copy
+
+    from heatrack.train.reid import CropDataset, ReidTrainConfig, reid_loss
+
+    torch.manual_seed(0)
+    model_cfg = EmbedderConfig(dim=32, input_size=(64, 32), num_classes=synth_crops.num_identities)
+    cfg = ReidTrainConfig(model=model_cfg, p=4, k=4, distill_weight=1.0,
+                          distill_input_size=(96, 48))  # fmt: skip
+    model = Embedder(model_cfg)
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    ds = CropDataset(synth_crops, cfg, seed=0)
+    items = [ds[i] for i in next(iter(PKSampler(synth_crops.labels, 4, 4, 1, seed=0)))]
+    assert items[0][0].shape == (3, 96, 48)
+    batch = (torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
+    seen = {}
+
+    def record(name):
+        def hook(module, args):
+            seen[name] = tuple(args[0].shape)
+
+        return hook
+
+    model.register_forward_pre_hook(record("model"))
+    teacher.register_forward_pre_hook(record("teacher"))
+    _, parts = reid_loss(model, batch, torch.device("cpu"), cfg, teacher)
+    assert seen["model"][-2:] == (64, 32) and seen["teacher"][-2:] == (96, 48)
+    assert float(parts["distill"]) > 0  # one network at two sizes: the similarities differ
+    with pytest.raises(ValueError, match="height, width"):
+        CropDataset(synth_crops, ReidTrainConfig(model=model_cfg, distill_weight=1.0,
+                                                 distill_input_size=(96,)))[0]  # fmt: skip
+
+
 def test_market1501_export(synth_crops, tmp_path):
     train, test = split_identities(synth_crops, test_sequences=["S4"])
     out = export_market1501(train, test, tmp_path / "market", query_per_id=2)

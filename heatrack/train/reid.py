@@ -109,6 +109,10 @@ class ReidTrainConfig:
     #: (``torchreid_weights``), frozen: fine-tuning on a few datasets without forgetting
     #: what the start learnt on many more people. 0: off.
     distill_weight: float = 0.0
+    #: The teacher's input (height, width), when it is not the model's: a start that is
+    #: better at its own, larger input (OSNet at 256x128) teaches a smaller, faster one. The
+    #: batch is cut at this size and resized down for the model. Empty: the model's input.
+    distill_input_size: tuple[int, ...] = ()
     workers: int = 0
     augment: ReidAugmentConfig = field(default_factory=ReidAugmentConfig)
     evaluation: ReidEvalConfig = field(default_factory=ReidEvalConfig)
@@ -138,7 +142,7 @@ class CropDataset(Dataset):
         s = rng.uniform(*aug.crop_scale)
         ch, cw = max(8, round(h * s)), max(4, round(w * rng.uniform(*aug.crop_scale)))
         y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        out_h, out_w = self.cfg.model.input_size
+        out_h, out_w = batch_input_size(self.cfg)
         img = cv2.resize(img[y : y + ch, x : x + cw], (out_w, out_h), interpolation=cv2.INTER_AREA)
         if aug.flip and rng.random() < 0.5:
             img = img[:, ::-1]
@@ -148,7 +152,7 @@ class CropDataset(Dataset):
             grey = img.mean(axis=2, keepdims=True)
             img = (grey + (img - grey) * (1 + rng.uniform(-sat, sat))) * (1 + rng.uniform(-c, c))
             img = np.clip(img + rng.uniform(-c, c) * 60, 0, 255)
-        x = crops_to_tensor(img[None], self.cfg.model.input_size)[0]
+        x = crops_to_tensor(img[None], (out_h, out_w))[0]
         if rng.random() < aug.erase_prob:
             area = rng.uniform(*aug.erase_area) * out_h * out_w
             aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3)))
@@ -178,8 +182,20 @@ class _Numbered:
             draw += len(batch)
 
 
+def batch_input_size(cfg: ReidTrainConfig) -> tuple[int, int]:
+    """The size training crops are cut at: the teacher's input if it has its own."""
+    size = tuple(cfg.distill_input_size) if cfg.distill_weight else ()
+    if size and len(size) != 2:
+        raise ValueError(f"distill_input_size {list(size)}: give [height, width]")
+    return size or tuple(cfg.model.input_size)  # type: ignore[return-value]
+
+
 def reid_loss(model, batch, device, cfg: ReidTrainConfig, teacher=None):
-    images, labels = batch[0].to(device), batch[1].to(device)
+    teacher_images, labels = batch[0].to(device), batch[1].to(device)
+    images = teacher_images
+    if tuple(teacher_images.shape[-2:]) != tuple(cfg.model.input_size):
+        images = F.interpolate(teacher_images, size=tuple(cfg.model.input_size),
+                               mode="bilinear", antialias=True, align_corners=False)  # fmt: skip
     out = model(images)
     triplet = batch_hard_triplet(out["features"], labels, cfg.margin)
     loss = cfg.triplet_weight * triplet
@@ -189,7 +205,7 @@ def reid_loss(model, batch, device, cfg: ReidTrainConfig, teacher=None):
         loss = loss + cfg.id_weight * ident
         parts["id"] = ident.detach()
     if teacher is not None and cfg.distill_weight:
-        distill = similarity_distillation(out["features"], teacher, images)
+        distill = similarity_distillation(out["features"], teacher, teacher_images)
         loss = loss + cfg.distill_weight * distill
         parts["distill"] = distill.detach()
     return loss, parts
