@@ -51,13 +51,17 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "sources")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--init", type=Path, metavar="RUNS",
+                    help="start each fold from RUNS/<source>/last.pt, an earlier run of the same "
+                    "fold (so the start never saw the source either)")  # fmt: skip
     args = ap.parse_args()
     config = yaml.safe_load(args.config.read_text())
     extra = [str(args.config)] + [x for s in args.set for x in ("--set", s)]
     if args.epochs:
         extra += ["--epochs", str(args.epochs)]
     for held in args.folds:
-        cmd = fold_command(config, held, args.runs / held, extra)
+        start = ["--init", str(args.init / held / "last.pt")] if args.init else []
+        cmd = fold_command(config, held, args.runs / held, extra + start)
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
 

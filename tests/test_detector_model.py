@@ -32,6 +32,54 @@ def test_target_size_offset_and_index():
     np.testing.assert_allclose(t["size"][0], [np.log(5.0), np.log(15.0)])
 
 
+def test_dense_regression_teaches_every_core_cell_its_persons_box():
+    """Cells around a centre regress the person's size and the way to its centre, so a peak
+    found one cell off still decodes the true box; where cores overlap, the higher bump owns."""
+    cfg = TargetConfig(dense_regression=True)
+    a, b = [40.0, 40.0, 80.0, 160.0], [56.0, 50.0, 86.0, 130.0]  # centres (60, 100), (71, 90)
+    t = render_targets(np.array([a, b]), np.zeros((0, 4)), 64, 64, cfg)
+    weight, size, offset = t["box_weight"], t["box_size"], t["box_offset"]
+    assert weight.sum() == pytest.approx(2.0)  # one per person, whatever its size
+    alone = render_targets(np.array([a]), np.zeros((0, 4)), 64, 64, cfg)
+    core = alone["heatmap"] >= cfg.dense_min_weight
+    assert (alone["box_weight"] > 0).sum() == core.sum() > 9
+    rows, cols = np.nonzero(core)
+    np.testing.assert_allclose(
+        alone["box_size"][:, rows, cols].T, [[np.log(10), np.log(30)]] * len(rows)
+    )
+    np.testing.assert_allclose(cols + alone["box_offset"][0, rows, cols], 15.0)  # centre x / 4
+    np.testing.assert_allclose(rows + alone["box_offset"][1, rows, cols], 25.0)
+    # Decoding at a cell one to the right of a's centre gives a's box exactly.
+    heat = torch.zeros(64, 64)
+    heat[25, 16] = 0.9
+    dets = decode_frame(
+        heat, torch.from_numpy(alone["box_size"]), torch.from_numpy(alone["box_offset"])
+    )
+    np.testing.assert_allclose(dets.xyxy[0], a, atol=1e-4)
+    # Overlap: each cell belongs to the person whose bump is higher there.
+    one = render_targets(np.array([b]), np.zeros((0, 4)), 64, 64, cfg)["heatmap"]
+    both = (weight > 0) & (alone["heatmap"] >= cfg.dense_min_weight) & (one >= cfg.dense_min_weight)
+    assert both.any()
+    mine = both & (one > alone["heatmap"])
+    np.testing.assert_allclose(size[0][mine], np.log(30 / 4))
+    np.testing.assert_allclose(size[0][both & ~mine], np.log(10))
+    assert "box_weight" not in render_targets(np.array([a]), np.zeros((0, 4)), 64, 64)
+
+
+def test_dense_regression_loss_is_zero_at_the_targets_and_counts_core_cells_only():
+    from heatrack.models.losses import weighted_l1
+
+    t = render_targets(np.array([[40.0, 40.0, 80.0, 160.0]]), np.zeros((0, 4)), 64, 64,
+                       TargetConfig(dense_regression=True))  # fmt: skip
+    target = torch.from_numpy(t["box_size"])[None]
+    weight = torch.from_numpy(t["box_weight"])[None]
+    assert float(weighted_l1(target.clone(), target, weight)) == 0.0
+    far = target.clone()
+    far[..., 0, 0] += 5.0  # a cell outside the core: no weight
+    assert float(weighted_l1(far, target, weight)) == 0.0
+    assert float(weighted_l1(target + 0.5, target, weight)) == pytest.approx(0.5)
+
+
 def test_ignore_regions_are_masked_except_near_real_people():
     pos = np.array([[40, 40, 80, 160]])
     ignored = np.array([[0, 0, 100, 200]])  # covers the person too

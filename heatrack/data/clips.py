@@ -11,6 +11,12 @@ Per frame, at the network's output stride:
   is plain background: a negative, never taught as a person.
 - ``index``, ``size``, ``offset``, ``valid`` (K objects, padded): flat cell of each centre,
   log(w / stride), log(h / stride), and the centre's sub-cell offset, for the L1 terms.
+- with ``dense_regression`` on, also ``box_size``, ``box_offset`` (2, h, w) and ``box_weight``
+  (h, w): every cell of a bump's core (target at least ``dense_min_weight``) regresses its
+  person's log size and the offset from that cell to the centre, weighted by the bump and
+  normalised per person (TTFNet's idea). The decoder reads size and offset at the peak, which
+  on real frames is often a cell away from the true centre: those cells learn to answer too.
+  Where two cores overlap, the person whose bump is higher owns the cell.
 - ``displacement``, ``linked`` (K objects): with identities and the previous frame's centres,
   the vector in cells from each centre to the same person's centre one frame earlier, and
   whether that person was there (only those rows teach the displacement head).
@@ -42,6 +48,10 @@ class TargetConfig:
     #: Positives narrower or lower than this (network-input pixels), such as the sliver of a
     #: person entering at the border, are ignore regions: there is nothing there to learn.
     min_size: float = 2.0
+    #: Size and offset regressed at every cell of each bump's core, not only at the centre.
+    dense_regression: bool = False
+    #: The core: cells where the person's bump is at least this.
+    dense_min_weight: float = 0.3
 
 
 def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,6 +103,15 @@ def render_targets(
         if x1 > x0 and y1 > y0:
             mask[y0:y1, x0:x1] = 0.0
 
+    dense = config.dense_regression
+    if dense:
+        box_size = np.zeros((2, out_h, out_w), np.float32)
+        box_offset = np.zeros((2, out_h, out_w), np.float32)
+        box_weight = np.zeros((out_h, out_w), np.float32)
+        owner_bump = np.zeros((out_h, out_w), np.float32)  # the owning person's bump
+        owner = np.full((out_h, out_w), -1, np.int64)
+        person_index = 0
+
     ys = np.arange(out_h, dtype=np.float32)[:, None]
     xs = np.arange(out_w, dtype=np.float32)[None, :]
     n = 0
@@ -111,6 +130,16 @@ def render_targets(
             -((xs[:, x0:x1] - ix) ** 2) / (2 * sx * sx) - ((ys[y0:y1] - iy) ** 2) / (2 * sy * sy)
         )
         np.maximum(heat[y0:y1, x0:x1], bump, out=heat[y0:y1, x0:x1])
+        if dense:
+            window = (slice(y0, y1), slice(x0, x1))
+            owns = (bump >= config.dense_min_weight) & (bump > owner_bump[window])
+            owner_bump[window] = np.where(owns, bump, owner_bump[window])
+            owner[window] = np.where(owns, person_index, owner[window])
+            for c, value in enumerate((np.log(w), np.log(h))):
+                box_size[c][window] = np.where(owns, value, box_size[c][window])
+            for c, value in enumerate((cx - xs[:, x0:x1], cy - ys[y0:y1])):
+                box_offset[c][window] = np.where(owns, value, box_offset[c][window])
+            person_index += 1
         if n < k:
             index[n] = iy * out_w + ix
             size[n] = np.log(w), np.log(h)
@@ -122,7 +151,15 @@ def render_targets(
                 linked[n] = True
             n += 1
     mask[heat > config.keep_near_positive] = 1.0
+    if dense:  # every person's cells weigh one in all, whatever its size
+        owned = owner >= 0
+        totals = np.bincount(owner[owned], weights=owner_bump[owned], minlength=person_index)
+        box_weight[owned] = owner_bump[owned] / totals[owner[owned]]
+    extra = (
+        {"box_size": box_size, "box_offset": box_offset, "box_weight": box_weight} if dense else {}
+    )
     return {
+        **extra,
         "heatmap": heat,
         "mask": mask,
         "index": index,

@@ -68,6 +68,13 @@ def gather_l1(
     )
 
 
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """L1 between dense maps ``pred`` and ``target`` (N, k, h, w), cells weighted by ``weight``
+    (N, h, w; each object's cells sum to one), normalised by the number of objects and k."""
+    per_cell = F.l1_loss(pred, target, reduction="none").sum(1) * weight
+    return per_cell.sum() / (weight.sum() * pred.shape[1]).clamp(min=1.0)
+
+
 def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
     """Batch-hard triplet loss (Hermans et al. 2017): for every anchor, its farthest positive
     and nearest negative in the batch, hinge ``margin`` on Euclidean distances; averaged over

@@ -33,7 +33,7 @@ from heatrack.io.mot import MotRows, read_gt
 from heatrack.io.sources import MotSequenceSource
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
-from heatrack.models.losses import gather_l1, heatmap_loss
+from heatrack.models.losses import gather_l1, heatmap_loss, weighted_l1
 from heatrack.train.engine import Engine, EngineConfig, distributed_context
 
 
@@ -529,12 +529,21 @@ def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
     )
     index = batch["index"].to(device).flatten(0, 1)
     valid = batch["valid"].to(device).flatten(0, 1)
-    size = gather_l1(
-        out["size"].flatten(0, 1), index, batch["size"].to(device).flatten(0, 1), valid
-    )
-    offset = gather_l1(
-        out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid
-    )
+    if "box_weight" in batch:  # dense regression (TargetConfig.dense_regression)
+        weight = batch["box_weight"].to(device).flatten(0, 1)
+        size = weighted_l1(
+            out["size"].flatten(0, 1), batch["box_size"].to(device).flatten(0, 1), weight
+        )
+        offset = weighted_l1(
+            out["offset"].flatten(0, 1), batch["box_offset"].to(device).flatten(0, 1), weight
+        )
+    else:
+        size = gather_l1(
+            out["size"].flatten(0, 1), index, batch["size"].to(device).flatten(0, 1), valid
+        )
+        offset = gather_l1(
+            out["offset"].flatten(0, 1), index, batch["offset"].to(device).flatten(0, 1), valid
+        )
     loss = heat + cfg.size_weight * size + cfg.offset_weight * offset
     parts = {"heatmap": heat.detach(), "size": size.detach(), "offset": offset.detach()}
     if "displacement" in out:
