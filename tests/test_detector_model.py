@@ -63,6 +63,7 @@ def test_dense_regression_teaches_every_core_cell_its_persons_box():
     mine = both & (one > alone["heatmap"])
     np.testing.assert_allclose(size[0][mine], np.log(30 / 4))
     np.testing.assert_allclose(size[0][both & ~mine], np.log(10))
+    np.testing.assert_allclose((np.nonzero(mine)[1] + offset[0][mine]), 71 / 4)  # b's centre
     assert "box_weight" not in render_targets(np.array([a]), np.zeros((0, 4)), 64, 64)
 
 
