@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-from heatrack.models.csp import YoloxNanoFeatures, load_yolox_onnx
+from heatrack.models.csp import YoloxNanoFeatures, YoloxNanoHeads, load_yolox_onnx
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
 from heatrack.models.onnx import OnnxHeatmapNet, export_detector
 
@@ -61,6 +61,31 @@ def test_weights_from_the_real_yolox_nano_export_reproduce_its_pyramid():
         mine = net(rgb)
     for a, b in zip(mine, expected, strict=True):
         np.testing.assert_allclose(a.numpy(), b, atol=1e-4)
+
+
+@pytest.mark.realdata
+def test_the_person_head_from_the_real_export_reproduces_its_person_rows():
+    """Backbone, pyramid and head from the export's initializers: objectness times person
+    score, and the box regression, equal the export's own output rows at every level."""
+    import onnxruntime as ort
+
+    path = shared_model("yolox_nano_coco.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    bgr = np.random.default_rng(1).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)
+    (rows,) = session.run(None, {"images": bgr})
+    heads = YoloxNanoHeads().eval()
+    net = load_yolox_onnx(YoloxNanoFeatures((8, 16, 32)), path, heads).eval()
+    mean, std = (
+        np.array(v, np.float32)[None, :, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD)
+    )
+    rgb = torch.from_numpy(((bgr[:, ::-1] / 255.0 - mean) / std).astype(np.float32))
+    with torch.no_grad():
+        levels = heads(net(rgb))
+    mine = torch.cat([m[0].flatten(1).T for m in levels]).numpy()  # (cells, 6), rows in order
+    assert mine.shape[0] == rows.shape[1]
+    score = 1 / (1 + np.exp(-mine[:, 0])) / (1 + np.exp(-mine[:, 1]))
+    np.testing.assert_allclose(score, rows[0, :, 4] * rows[0, :, 5], atol=1e-4)
+    np.testing.assert_allclose(mine[:, 2:], rows[0, :, :4], atol=1e-3)
 
 
 def test_an_onnx_file_that_is_not_yolox_nano_is_refused(tmp_path):

@@ -6,8 +6,10 @@ card. The module is heatrack's own, written from the published architecture (dep
 0.25, depthwise convolutions, SiLU); its weights are read from the ONNX export's initializers
 (``load_yolox_onnx``), whose batch norms are already folded into the convolutions, so every
 convolution here has a bias and no norm follows it. The 85-channel detection head is not
-built: the outputs are the stride-4 backbone stage and the stride-8 and stride-16 pyramid maps
-that heatrack's neck fuses (``strides`` may also ask for 32).
+built here: the outputs are the stride-4 backbone stage and the stride-8 and stride-16 pyramid
+maps that heatrack's neck fuses (``strides`` may also ask for 32). ``YoloxLevelHead`` is that
+head for one pyramid level with the person class only (a heatmap of person centres and the
+box at each cell); ``load_yolox_onnx`` fills it from the export too.
 
 Input: (N, 3, H, W) RGB, ImageNet-normalised like every heatrack backbone; YOLOX's own input
 (BGR, 0-255) is recovered inside. H and W must be multiples of 32.
@@ -146,12 +148,61 @@ class YoloxNanoFeatures(nn.Module):
         return [out[s] for s in self.strides]
 
 
-def load_yolox_onnx(model: YoloxNanoFeatures, path: str | os.PathLike) -> YoloxNanoFeatures:
-    """Copy a YOLOX-nano ONNX export's convolutions into ``model``.
+#: Channels of YOLOX-nano's head (256 x width 0.25) and its levels' input channels.
+HEAD_CHANNELS = 64
+LEVEL_STRIDES = (8, 16, 32)
+#: COCO's person class: the one channel of the class prediction kept.
+PERSON = 0
 
-    ONNX lists the convolutions in the order they run; ``model``'s, run once on a small input,
-    give the same order (hooks record it); every pair must agree in shape, groups and stride,
-    and the head's convolutions (which come last, and which ``model`` lacks) are left out."""
+
+class YoloxLevelHead(nn.Module):
+    """YOLOX's decoupled head for one pyramid level, person class only.
+
+    ``stem`` (1x1 to 64 channels) runs per frame; ``forward`` takes its output and returns
+    (N, 6, h, w): objectness and person logits, then (dx, dy, log w, log h) in cells of the
+    level's stride, the box centred at (cell + (dx, dy)) * stride. The submodules run in the
+    export's order (stem, class branch, box branch, objectness), which the loader relies on."""
+
+    def __init__(self, cin: int, channels: int = HEAD_CHANNELS) -> None:
+        super().__init__()
+        self.stem = Conv(cin, channels)
+        self.cls_convs = nn.Sequential(
+            DepthwiseConv(channels, channels), DepthwiseConv(channels, channels)
+        )
+        self.cls_pred = nn.Conv2d(channels, 1, 1)
+        self.reg_convs = nn.Sequential(
+            DepthwiseConv(channels, channels), DepthwiseConv(channels, channels)
+        )
+        self.reg_pred = nn.Conv2d(channels, 4, 1)
+        self.obj_pred = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = self.cls_pred(self.cls_convs(x))
+        reg_feat = self.reg_convs(x)
+        box = self.reg_pred(reg_feat)
+        return torch.cat([self.obj_pred(reg_feat), cls, box], dim=1)
+
+
+class YoloxNanoHeads(nn.Module):
+    """One ``YoloxLevelHead`` per stride of ``LEVEL_STRIDES`` (the export's order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList(YoloxLevelHead(CHANNELS[s]) for s in LEVEL_STRIDES)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [head(head.stem(f)) for head, f in zip(self.levels, feats, strict=True)]
+
+
+def load_yolox_onnx(
+    model: YoloxNanoFeatures, path: str | os.PathLike, heads: YoloxNanoHeads | None = None
+) -> YoloxNanoFeatures:
+    """Copy a YOLOX-nano ONNX export's convolutions into ``model`` (and its head into
+    ``heads``, the person row of the class prediction only).
+
+    ONNX lists the convolutions in the order they run; the modules', run once on a small
+    input, give the same order (hooks record it); every pair must agree in shape, groups and
+    stride (a class prediction may keep fewer rows: the first ones, person first)."""
     import onnx
     from onnx import numpy_helper
 
@@ -171,17 +222,16 @@ def load_yolox_onnx(model: YoloxNanoFeatures, path: str | os.PathLike) -> YoloxN
                              "not a YOLOX-nano export")  # fmt: skip
         onnx_convs.append((w, b, attrs))
     full = YoloxNanoFeatures((4, 8, 16, 32))
-    order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in full.modules() if isinstance(m, nn.Conv2d)]  # fmt: skip
-    with torch.no_grad():
-        full(torch.zeros(1, 3, 64, 64))
-    for h in hooks:
-        h.remove()
+    order = _conv_order(full, lambda m: m(torch.zeros(1, 3, 64, 64)))
+    if heads is not None:
+        order += _conv_order(heads, lambda m: m([torch.zeros(1, CHANNELS[s], 2, 2)
+                                                  for s in LEVEL_STRIDES]))  # fmt: skip
     if len(onnx_convs) < len(order):
         raise ValueError(f"{path}: {len(onnx_convs)} convolutions, YOLOX-nano has {len(order)}")
     with torch.no_grad():
         for k, (conv, (w, b, attrs)) in enumerate(zip(order, onnx_convs, strict=False)):
+            if conv.out_channels < w.shape[0] and conv.kernel_size == (1, 1):
+                w, b = w[: conv.out_channels], b[: conv.out_channels]  # classes: person only
             fits = (tuple(conv.weight.shape) == w.shape and conv.groups == attrs.get("group", 1)
                     and list(conv.stride) == list(attrs.get("strides", [1, 1])))  # fmt: skip
             if not fits:
@@ -193,3 +243,15 @@ def load_yolox_onnx(model: YoloxNanoFeatures, path: str | os.PathLike) -> YoloxN
             conv.bias.copy_(torch.from_numpy(b.copy()))
     model.load_state_dict(full.state_dict(), strict=False)
     return model
+
+
+def _conv_order(module: nn.Module, run) -> list[nn.Conv2d]:
+    """``module``'s convolutions in the order ``run(module)`` calls them."""
+    order: list[nn.Conv2d] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
+             for m in module.modules() if isinstance(m, nn.Conv2d)]  # fmt: skip
+    with torch.no_grad():
+        run(module)
+    for h in hooks:
+        h.remove()
+    return order
