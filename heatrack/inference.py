@@ -30,8 +30,8 @@ import torch
 
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
-from heatrack.models.decode import DecodeConfig, decode_frame
-from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
+from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
+from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig, levels_layout
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.tracking.links import LinkConfig, TrackletLinker
 from heatrack.types import Detections
@@ -86,10 +86,12 @@ class Detector:
             # channels-last runs MobileNet's depthwise convolutions markedly faster on CPUs
             # (the per-frame encoder; the fusion block is 3-D and stays as it is).
             model.backbone.to(memory_format=torch.channels_last)
-            model.neck.to(memory_format=torch.channels_last)
+            if hasattr(model, "neck"):
+                model.neck.to(memory_format=torch.channels_last)
         self.model = model.eval()
         self.config = config
         self.frames = model.config.frames
+        self.levels = model.config.head == "levels"
         self._valid_cells: dict[tuple, tuple[int, int]] = {}
         #: What the weights file says of itself (training data, recommended tracker
         #: thresholds for this detector's score scale under "tracker").
@@ -131,9 +133,10 @@ class Detector:
                 frame_wh = (image.shape[1], image.shape[0])
                 size = network_size(*frame_wh, self.config.input_long_side)
                 # Map cells over the frame (the input is padded right and bottom).
+                first = self.model.strides[0] if self.levels else STRIDE
                 self._valid_cells[size] = (
-                    int(np.ceil(frame_wh[1] / size[3] / STRIDE)),
-                    int(np.ceil(frame_wh[0] / size[2] / STRIDE)),
+                    int(np.ceil(frame_wh[1] / size[3] / first)),
+                    int(np.ceil(frame_wh[0] / size[2] / first)),
                 )
             x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
             feats = self.model.encode(x)
@@ -148,7 +151,12 @@ class Detector:
             yield self._finish(queue.popleft(), sums, counts, keep_maps)
 
     def _run_window(self, window, sums, counts) -> None:
-        feats = torch.cat([f for _, f, _ in window])[None]  # (1, T, C, h, w)
+        if self.levels:  # per level, (1, T, C, h, w)
+            feats = [
+                torch.cat(level)[None] for level in zip(*(f for _, f, _ in window), strict=True)
+            ]
+        else:
+            feats = torch.cat([f for _, f, _ in window])[None]  # (1, T, C, h, w)
         out = self.model.predict(feats, displacement=False)
         seen = set()
         for k, (index, _, _) in enumerate(window):
@@ -179,14 +187,19 @@ class Detector:
             def displacement(rows, cols):  # read at the peaks only: a few patches a frame
                 return self.model.displace_at(previous, feats, rows, cols)
 
-        dets = decode_frame(
-            maps["heatmap"],
-            maps["size"],
-            maps["offset"],
-            scale=(size[2], size[3]),
-            config=self.config.decode,
-            displacement=displacement,
-        )
+        if self.levels:
+            layout = levels_layout(self.model.strides, size[1], size[0])
+            dets = decode_levels(maps["heatmap"][0], maps["size"][:, 0], maps["offset"][:, 0],
+                                 layout, (size[2], size[3]), self.config.decode)  # fmt: skip
+        else:
+            dets = decode_frame(
+                maps["heatmap"],
+                maps["size"],
+                maps["offset"],
+                scale=(size[2], size[3]),
+                config=self.config.decode,
+                displacement=displacement,
+            )
         if links:
             if dets.displacement is None:  # the stream's first frame: nothing before it
                 dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
@@ -194,7 +207,11 @@ class Detector:
         if not keep_maps:
             return index, dets, None
         rows, cols = self._valid_cells[size]
-        return index, dets, {"heatmap": maps["heatmap"][:rows, :cols].numpy()}
+        heat = maps["heatmap"]
+        if self.levels:  # the finest level's map
+            _, h, w = levels_layout(self.model.strides, size[1], size[0])[0]
+            heat = heat[0, : h * w].reshape(h, w)
+        return index, dets, {"heatmap": heat[:rows, :cols].numpy()}
 
 
 def load_detector(

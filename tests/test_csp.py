@@ -93,3 +93,40 @@ def test_an_onnx_file_that_is_not_yolox_nano_is_refused(tmp_path):
     export_detector(net, tmp_path / "det", {})
     with pytest.raises(ValueError, match="not a YOLOX-nano export|convolutions"):
         load_yolox_onnx(YoloxNanoFeatures(), tmp_path / "det.encoder.onnx")
+
+
+def test_a_levels_model_starts_frame_by_frame_and_flattens_three_levels():
+    """YOLOX's head at strides 8, 16, 32: maps (B, T, k, 1, N) over every level's cells, and
+    at the start the temporal blocks are the identity (a frame's maps ignore its neighbours)."""
+    from heatrack.models.heatmap import levels_layout
+
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=3, backbone="yolox_nano", head="levels"),
+                     pretrained=False).eval()  # fmt: skip
+    clip = torch.randn(1, 3, 3, 64, 96)
+    with torch.no_grad():
+        out = net(clip)
+        moved = clip.clone()
+        moved[:, 0] = torch.randn(1, 3, 64, 96) * 3
+        again = net(moved)
+    layout = levels_layout(net.strides, 64, 96)
+    assert layout == [(8, 8, 12), (16, 4, 6), (32, 2, 3)]
+    n = sum(h * w for _, h, w in layout)
+    assert out["heatmap"].shape == (1, 3, 1, 1, n) and out["size"].shape == (1, 3, 2, 1, n)
+    torch.testing.assert_close(out["heatmap"][:, 1:], again["heatmap"][:, 1:])
+    assert not torch.equal(out["heatmap"][:, 0], again["heatmap"][:, 0])
+    with pytest.raises(ValueError, match="yolox_nano"):
+        HeatmapNetConfig(head="levels")
+
+
+def test_the_heatmap_logit_is_objectness_times_person():
+    torch.manual_seed(0)
+    net = HeatmapNet(HeatmapNetConfig(frames=1, backbone="yolox_nano", head="levels"),
+                     pretrained=False).eval()  # fmt: skip
+    x = torch.randn(1, 1, 3, 64, 64)
+    with torch.no_grad():
+        feats = net.encode(x[:, 0])
+        raw = net.heads.levels[0](feats[0])  # (1, 6, 8, 8): objectness, person, box
+        heat = net(x)["heatmap"][0, 0, 0, 0, :64].reshape(8, 8)
+    expected = torch.sigmoid(raw[0, 0]) * torch.sigmoid(raw[0, 1])
+    torch.testing.assert_close(torch.sigmoid(heat), expected, atol=1e-6, rtol=1e-5)

@@ -206,3 +206,28 @@ def test_slivers_of_people_at_the_border_are_ignored_not_taught():
     t = render_targets(np.array([sliver, person]), np.zeros((0, 4)), 64, 64, TargetConfig())
     assert t["valid"].sum() == 1 and t["heatmap"][20, 28] == 1.0
     assert t["heatmap"][20, 12] < 1.0 and t["mask"][20, 12] == 0.0
+
+
+def test_levels_are_decoded_at_their_own_strides_and_duplicates_across_levels_suppressed():
+    from heatrack.models.decode import decode_levels
+
+    layout = [(8, 4, 6), (16, 2, 3)]  # a 32x48 input
+    n = 4 * 6 + 2 * 3
+    heat, size, offset = torch.zeros(n), torch.zeros(2, n), torch.zeros(2, n)
+    # level 8, cell (row 1, col 2): centre (2.5, 1.5) cells -> (20, 12) px, 16 x 24 px
+    heat[1 * 6 + 2] = 0.9
+    offset[:, 1 * 6 + 2] = torch.tensor([0.5, 0.5])
+    size[:, 1 * 6 + 2] = torch.log(torch.tensor([2.0, 3.0]))
+    # level 16, cell (0, 1): the same person, centre (1.25, 0.75) cells -> (20, 12) px
+    j = 24 + 0 * 3 + 1
+    heat[j] = 0.6
+    offset[:, j] = torch.tensor([0.25, 0.75])
+    size[:, j] = torch.log(torch.tensor([1.0, 1.5]))
+    # level 8, cell (3, 5): someone else, bottom right
+    heat[3 * 6 + 5] = 0.5
+    dets = decode_levels(heat, size, offset, layout, (2.0, 2.0), DecodeConfig(score_threshold=0.1))
+    np.testing.assert_allclose(dets.scores, [0.9, 0.5])
+    np.testing.assert_allclose(dets.xyxy[0], np.array([12, 0, 28, 24]) * 2.0, atol=1e-4)
+    np.testing.assert_allclose(dets.xyxy[1], np.array([36, 20, 44, 28]) * 2.0, atol=1e-4)
+    with pytest.raises(ValueError, match="layout"):
+        decode_levels(heat[:-1], size[:, :-1], offset[:, :-1], layout)

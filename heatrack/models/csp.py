@@ -149,7 +149,7 @@ class YoloxNanoFeatures(nn.Module):
 
 
 #: Channels of YOLOX-nano's head (256 x width 0.25) and its levels' input channels.
-HEAD_CHANNELS = 64
+HEAD_WIDTH = 64
 LEVEL_STRIDES = (8, 16, 32)
 #: COCO's person class: the one channel of the class prediction kept.
 PERSON = 0
@@ -163,7 +163,7 @@ class YoloxLevelHead(nn.Module):
     level's stride, the box centred at (cell + (dx, dy)) * stride. The submodules run in the
     export's order (stem, class branch, box branch, objectness), which the loader relies on."""
 
-    def __init__(self, cin: int, channels: int = HEAD_CHANNELS) -> None:
+    def __init__(self, cin: int, channels: int = HEAD_WIDTH) -> None:
         super().__init__()
         self.stem = Conv(cin, channels)
         self.cls_convs = nn.Sequential(

@@ -5,6 +5,10 @@ NMS), the ``top_k`` strongest are kept, then those scoring at least ``score_thre
 peak at cell (i, j) with offset (dx, dy) and log size (lw, lh) is the box centred at
 ((j + dx) * 4, (i + dy) * 4) of size (exp(lw) * 4, exp(lh) * 4), in network-input pixels,
 then scaled to the original frame.
+
+A "levels" model (``HeatmapNetConfig.head``) has one such map per stride, each read the same
+way at its own stride (``decode_levels``); a person near the scale boundary of two levels
+may peak in both, so boxes across levels then go through one greedy NMS.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class DecodeConfig:
     score_threshold: float = 0.3
     #: Largest log size accepted (guards exp() against a diverged head).
     max_log_size: float = 8.0
+    #: Levels models: boxes from different levels overlapping more than this are one person.
+    level_nms_iou: float = 0.65
 
 
 def peaks(heat: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,3 +77,51 @@ def decode_frame(
         scores=scores.detach().cpu().numpy().astype(np.float32),
         displacement=moved,
     )
+
+
+def decode_levels(
+    heat: torch.Tensor,
+    size: torch.Tensor,
+    offset: torch.Tensor,
+    layout: list[tuple[int, int, int]],
+    scale: tuple[float, float] = (1.0, 1.0),
+    config: DecodeConfig = DecodeConfig(),
+) -> Detections:
+    """One frame of a "levels" model: ``heat`` (N,) probabilities and ``size``, ``offset``
+    (2, N) over the cells of ``layout`` [(stride, rows, cols), ...], flattened in that order."""
+    cells = sum(h * w for _, h, w in layout)
+    if cells != heat.shape[-1]:
+        raise ValueError(f"maps of {heat.shape[-1]} cells, the layout {layout} has {cells}")
+    boxes, scores, start = [], [], 0
+    for stride, h, w in layout:
+        n = h * w
+        level = slice(start, start + n)
+        found = decode_frame(
+            heat[level].reshape(h, w),
+            size[:, level].reshape(2, h, w),
+            offset[:, level].reshape(2, h, w),
+            (scale[0] * stride / STRIDE, scale[1] * stride / STRIDE),
+            config,
+        )
+        boxes.append(found.xyxy)
+        scores.append(found.scores)
+        start += n
+    xyxy, score = np.concatenate(boxes), np.concatenate(scores)
+    keep = nms(xyxy, score, config.level_nms_iou)[: config.top_k]
+    return Detections(xyxy=xyxy[keep], scores=score[keep])
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes greedy non-maximum suppression keeps, strongest first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        tl = np.maximum(xyxy[i, :2], xyxy[rest, :2])
+        br = np.minimum(xyxy[i, 2:], xyxy[rest, 2:])
+        inter = np.prod(np.clip(br - tl, 0, None), axis=1)
+        overlap = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, np.int64)

@@ -18,7 +18,17 @@ With ``displacement`` in the config, a fourth map links frames (the T-frame mode
   correlation volume between the per-frame features of t and t - 1 (every shift within
   ``displacement_range`` cells): see :class:`DisplacementHead`.
 
-Input: (B, T, 3, H, W) float RGB, ImageNet-normalised, H and W multiples of 16.
+With ``head = "levels"`` (on the "yolox_nano" backbone) the maps come instead from YOLOX-nano's
+own person head at strides 8, 16 and 32, started from the export's weights, so a new model
+begins where the COCO detector is: each level is a centre heatmap for people of its scale
+(``TargetConfig.level_bounds``), its logit log(p / (1 - p)) for p = objectness x person. The
+T frames are fused per level after the head's stem (a residual temporal block that starts as
+the identity). Every map is then (B, T, k, 1, N): the cells of the three levels flattened in
+order (stride 8 first, rows then columns), so losses and window averaging need no change;
+``levels_layout`` says which cells are which level, and the decoder reads them per level.
+
+Input: (B, T, 3, H, W) float RGB, ImageNet-normalised, H and W multiples of 16 (32 for
+``head = "levels"``).
 ``encode`` and ``predict`` split the forward pass so that streaming inference encodes each
 frame once and re-runs only fusion and heads on every window.
 """
@@ -64,10 +74,19 @@ class HeatmapNetConfig:
     #: Largest displacement the correlation volume sees, in cells per frame (4 input pixels
     #: each): a person at 2 m/s filmed at 7 fps and 512 pixels moves about 1-3 cells.
     displacement_range: int = 3
+    #: "single": one stride-4 map from the neck; "levels": YOLOX-nano's person head at
+    #: strides 8, 16 and 32 (backbone "yolox_nano"; see the module docstring).
+    head: str = "single"
 
     def __post_init__(self) -> None:
         if self.displacement and self.frames < 2:
             raise ValueError("the displacement head needs frames >= 2 (it links frame pairs)")
+        if self.head not in ("single", "levels"):
+            raise ValueError(f"head {self.head!r}: single or levels")
+        if self.head == "levels" and self.backbone != "yolox_nano":
+            raise ValueError("head levels is YOLOX-nano's head: it needs backbone yolox_nano")
+        if self.head == "levels" and self.displacement:
+            raise ValueError("head levels has no displacement head yet")
 
 
 def _sep_conv(cin: int, cout: int) -> nn.Sequential:
@@ -99,9 +118,11 @@ class Neck(nn.Module):
 
 class TemporalFusion(nn.Module):
     """(2+1)D block on (B, C, T, h, w): per-channel temporal 3-tap conv and a 1x1 channel mix
-    (residual), then a per-frame separable spatial conv."""
+    (residual), then a per-frame separable spatial conv. ``identity_start``: no spatial conv,
+    and the residual branch starts at zero (its norm's scale), so a pretrained head behind it
+    sees the features it knows until training finds what time adds."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, identity_start: bool = False) -> None:
         super().__init__()
         self.temporal = nn.Sequential(
             nn.Conv3d(
@@ -111,12 +132,16 @@ class TemporalFusion(nn.Module):
             nn.BatchNorm3d(channels),
             nn.ReLU(inplace=True),
         )
-        self.spatial = _sep_conv(channels, channels)
+        self.spatial = None if identity_start else _sep_conv(channels, channels)
+        if identity_start:
+            nn.init.zeros_(self.temporal[2].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         x = x + self.temporal(x)
         x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        if self.spatial is None:
+            return x.reshape(b, t, c, h, w)
         return self.spatial(x).reshape(b, t, c, h, w)
 
 
@@ -227,6 +252,12 @@ def displacement_patches(
     return now, before, inside_now, inside_before
 
 
+def levels_layout(strides: tuple[int, ...], height: int, width: int) -> list[tuple[int, int, int]]:
+    """(stride, rows, cols) of each level for a (height, width) input, in the order the cells
+    of a "levels" model's maps are flattened."""
+    return [(s, height // s, width // s) for s in strides]
+
+
 #: Output channels of the head, in order.
 HEAD_CHANNELS = {"heatmap": 1, "size": 2, "offset": 2}
 
@@ -237,6 +268,11 @@ class HeatmapNet(nn.Module):
     def __init__(self, config: HeatmapNetConfig = HeatmapNetConfig(), pretrained: bool = True):
         super().__init__()
         self.config = config
+        if config.head == "levels":
+            self._init_levels(config, pretrained)
+            return
+        #: Output strides of the maps' levels (one level here).
+        self.strides = (STRIDE,)
         if config.backbone == "yolox_nano":
             from heatrack.models.csp import YoloxNanoFeatures, load_yolox_onnx
 
@@ -265,15 +301,58 @@ class HeatmapNet(nn.Module):
             self.head_out.bias.zero_()
             self.head_out.bias[0] = -math.log((1 - prior) / prior)
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, C, H/4, W/4): one frame's features, independent of the others."""
+    def _init_levels(self, config: HeatmapNetConfig, pretrained: bool) -> None:
+        from heatrack.models.csp import (
+            HEAD_WIDTH,
+            LEVEL_STRIDES,
+            YoloxNanoFeatures,
+            YoloxNanoHeads,
+            load_yolox_onnx,
+        )  # fmt: skip
+
+        self.strides = LEVEL_STRIDES
+        self.backbone = YoloxNanoFeatures(LEVEL_STRIDES)
+        self.heads = YoloxNanoHeads()
+        if pretrained and config.backbone_weights:
+            load_yolox_onnx(self.backbone, config.backbone_weights, self.heads)
+        self.fusions = (
+            nn.ModuleList(TemporalFusion(HEAD_WIDTH, identity_start=True) for _ in LEVEL_STRIDES)
+            if config.frames > 1
+            else None
+        )
+        self.displacement = None
+        self.frozen = ()
+
+    def encode(self, images: torch.Tensor):
+        """(N, 3, H, W) -> (N, C, H/4, W/4): one frame's features, independent of the others.
+        With head "levels": the list of each level's stem features, (N, 64, H/s, W/s)."""
+        if self.config.head == "levels":
+            feats = self.backbone(images)
+            return [head.stem(f) for head, f in zip(self.heads.levels, feats, strict=True)]
         return self.neck(self.backbone(images))
+
+    def _predict_levels(self, feats: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        maps = []
+        for k, (head, x) in enumerate(zip(self.heads.levels, feats, strict=True)):
+            b, t, c, h, w = x.shape
+            if self.fusions is not None:
+                x = self.fusions[k](x.permute(0, 2, 1, 3, 4))
+            maps.append(head(x.reshape(b * t, c, h, w)).reshape(b, t, 6, h * w))
+        out = torch.cat(maps, dim=3)[:, :, :, None]  # (B, T, 6, 1, N)
+        obj, cls = out[:, :, 0:1], out[:, :, 1:2]
+        # logit(sigmoid(obj) * sigmoid(cls)), stably
+        zero = torch.zeros_like(obj)
+        heat = obj + cls - torch.logsumexp(torch.stack([zero, obj, cls]), dim=0)
+        return {"heatmap": heat, "size": out[:, :, 4:6], "offset": out[:, :, 2:4]}
 
     def predict(self, feats: torch.Tensor, displacement: bool = True) -> dict[str, torch.Tensor]:
         """(B, T, C, h, w) encoded frames -> per-frame head maps, each (B, T, k, h, w).
 
         ``displacement=False`` skips the displacement map (streaming computes it per frame
-        pair with :meth:`displace` instead)."""
+        pair with :meth:`displace` instead). With head "levels": a list of each level's
+        (B, T, C, h, w), and maps (B, T, k, 1, N) over the levels' cells (module docstring)."""
+        if self.config.head == "levels":
+            return self._predict_levels(feats)
         b, t, c, h, w = feats.shape
         encoded = feats
         if self.fusion is not None:
@@ -322,4 +401,6 @@ class HeatmapNet(nn.Module):
         if t != self.config.frames:
             raise ValueError(f"expected clips of {self.config.frames} frames, got {t}")
         feats = self.encode(clips.flatten(0, 1))
+        if self.config.head == "levels":
+            return self.predict([f.reshape(b, t, *f.shape[1:]) for f in feats])
         return self.predict(feats.reshape(b, t, *feats.shape[1:]))
