@@ -31,7 +31,13 @@ import torch
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
 from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
-from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig, levels_layout
+from heatrack.models.heatmap import (
+    STRIDE,
+    HeatmapNet,
+    HeatmapNetConfig,
+    levels_layout,
+    levels_on_grid,
+)
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.tracking.links import LinkConfig, TrackletLinker
 from heatrack.types import Detections
@@ -208,9 +214,8 @@ class Detector:
             return index, dets, None
         rows, cols = self._valid_cells[size]
         heat = maps["heatmap"]
-        if self.levels:  # the finest level's map
-            _, h, w = levels_layout(self.model.strides, size[1], size[0])[0]
-            heat = heat[0, : h * w].reshape(h, w)
+        if self.levels:  # every level on the finest one's grid
+            heat = levels_on_grid(heat[0], levels_layout(self.model.strides, size[1], size[0]))
         return index, dets, {"heatmap": heat[:rows, :cols].numpy()}
 
 

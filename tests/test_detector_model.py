@@ -231,3 +231,29 @@ def test_levels_are_decoded_at_their_own_strides_and_duplicates_across_levels_su
     np.testing.assert_allclose(dets.xyxy[1], np.array([36, 20, 44, 28]) * 2.0, atol=1e-4)
     with pytest.raises(ValueError, match="layout"):
         decode_levels(heat[:-1], size[:, :-1], offset[:, :-1], layout)
+
+
+def test_level_targets_put_each_person_on_the_level_of_its_scale():
+    from heatrack.data.clips import render_level_targets
+    from heatrack.models.heatmap import levels_layout
+
+    layout = levels_layout((8, 16, 32), 256, 256)
+    cfg = TargetConfig(level_bounds=(36.0, 128.0), level_margin=1.25)
+    small = [10, 10, 26, 50]  # sqrt(16 * 40) = 25: stride 8
+    middle = [100, 100, 140, 200]  # sqrt(40 * 100) = 63: stride 16
+    large = [0, 60, 120, 250]  # 151: stride 32, within 1.25 of 128: ignored on 16
+    t = render_level_targets(np.array([small, middle, large]), np.zeros((0, 4)), layout, cfg)
+    n8, n16 = 32 * 32, 16 * 16
+    assert t["heatmap"].shape == (1, n8 + n16 + 8 * 8) and t["valid"].sum() == 3
+    index = t["index"][t["valid"]]
+    assert index[0] == (30 // 8) * 32 + 18 // 8  # the centre cell (18, 30) at stride 8
+    assert index[1] == n8 + (150 // 16) * 16 + 120 // 16
+    assert index[2] == n8 + n16 + (155 // 32) * 8 + 60 // 32
+    np.testing.assert_allclose(t["size"][1], np.log([40 / 16, 100 / 16]))
+    heat, mask = t["heatmap"][0], t["mask"][0]
+    assert heat[index].tolist() == [1.0, 1.0, 1.0]
+    level16 = mask[n8 : n8 + n16].reshape(16, 16)
+    assert level16[155 // 16, 60 // 16] == 0  # the large person is ignored on stride 16
+    assert mask[:n8].reshape(32, 32)[155 // 8, 60 // 8] == 1  # too far from 8's range
+    with pytest.raises(ValueError, match="level_bounds"):
+        render_level_targets(np.array([small]), np.zeros((0, 4)), layout[:2], cfg)

@@ -17,6 +17,11 @@ Per frame, at the network's output stride:
   normalised per person (TTFNet's idea). The decoder reads size and offset at the peak, which
   on real frames is often a cell away from the true centre: those cells learn to answer too.
   Where two cores overlap, the person whose bump is higher owns the cell.
+- for a "levels" model (``render_level_targets``), the same per level, each person on the
+  level its scale belongs to (``level_bounds``, sqrt(w h) in input pixels, measured from which
+  level of YOLOX-nano's head finds people of what size), its box an ignore region on the
+  neighbouring level when it is within ``level_margin`` of the boundary; every map flattened
+  over the levels' cells like the model's, ``index`` into those cells.
 - ``displacement``, ``linked`` (K objects): with identities and the previous frame's centres,
   the vector in cells from each centre to the same person's centre one frame earlier, and
   whether that person was there (only those rows teach the displacement head).
@@ -24,7 +29,7 @@ Per frame, at the network's output stride:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,6 +57,12 @@ class TargetConfig:
     dense_regression: bool = False
     #: The core: cells where the person's bump is at least this.
     dense_min_weight: float = 0.3
+    #: Levels models: sqrt(w h) (input pixels) where a person moves from one level to the
+    #: next coarser one (strides 8 | 16 | 32).
+    level_bounds: tuple[float, ...] = (36.0, 128.0)
+    #: ... and within this factor of a bound, the neighbouring level ignores the person
+    #: instead of teaching "nobody here".
+    level_margin: float = 1.25
 
 
 def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,3 +180,54 @@ def render_targets(
         "displacement": displacement,
         "linked": linked,
     }
+
+
+def render_level_targets(
+    positives: np.ndarray,
+    ignored: np.ndarray,
+    layout: list[tuple[int, int, int]],
+    config: TargetConfig = TargetConfig(),
+    ids: np.ndarray | None = None,
+    previous: dict[int, tuple[float, float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """``render_targets`` for a "levels" model: ``layout`` [(stride, rows, cols), ...] from
+    ``levels_layout``; maps (k, 1, N) or (1, N) over all levels' cells (module docstring)."""
+    positives = np.asarray(positives, np.float64).reshape(-1, 4)
+    ignored = np.asarray(ignored, np.float64).reshape(-1, 4)
+    ids = np.full(len(positives), -1) if ids is None else np.asarray(ids).reshape(-1)
+    if len(config.level_bounds) != len(layout) - 1:
+        raise ValueError(f"level_bounds {config.level_bounds}: {len(layout) - 1} needed")
+    wh = np.clip(positives[:, 2:] - positives[:, :2], 0, None)
+    scale = np.sqrt(wh[:, 0] * wh[:, 1])
+    bounds = np.asarray(config.level_bounds, np.float64)
+    level = np.searchsorted(bounds, scale)
+    margin = config.level_margin
+    levels, offset = [], 0
+    for k, (stride, h, w) in enumerate(layout):
+        near = np.zeros(len(positives), bool)
+        if k > 0:  # just above the bound below: also ignored here
+            near |= (level == k - 1) & (scale * margin >= bounds[k - 1])
+        if k < len(bounds):
+            near |= (level == k + 1) & (scale / margin < bounds[k])
+        mine = level == k
+        t = render_targets(
+            positives[mine], np.concatenate([ignored, positives[near]]), h, w,
+            replace(config, stride=stride), ids[mine], previous,
+        )  # fmt: skip
+        t["index"] = t["index"] + offset
+        levels.append(t)
+        offset += h * w
+    out = {}
+    for name in ("heatmap", "mask", "box_weight"):
+        if name in levels[0]:
+            out[name] = np.concatenate([t[name].ravel() for t in levels])[None]
+    for name in ("box_size", "box_offset"):
+        if name in levels[0]:
+            out[name] = np.concatenate([t[name].reshape(2, -1) for t in levels], axis=1)[:, None]
+    k = config.max_objects
+    for name in ("index", "size", "offset", "valid", "displacement", "linked"):
+        joined = np.concatenate([t[name][t["valid"]] for t in levels])[:k]
+        padded = np.zeros((k, *joined.shape[1:]), joined.dtype)
+        padded[: len(joined)] = joined
+        out[name] = padded
+    return out

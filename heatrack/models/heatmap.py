@@ -258,6 +258,18 @@ def levels_layout(strides: tuple[int, ...], height: int, width: int) -> list[tup
     return [(s, height // s, width // s) for s in strides]
 
 
+def levels_on_grid(flat: torch.Tensor, layout: list[tuple[int, int, int]]) -> torch.Tensor:
+    """(N,) values over a levels model's cells -> (rows, cols) of the finest level: each
+    level enlarged to it (nearest), the maximum taken (pictures of the heatmap)."""
+    _, h0, w0 = layout[0]
+    grids, start = [], 0
+    for _, h, w in layout:
+        level = flat[start : start + h * w].reshape(1, 1, h, w)
+        grids.append(F.interpolate(level, size=(h0, w0), mode="nearest")[0, 0])
+        start += h * w
+    return torch.stack(grids).amax(0)
+
+
 #: Output channels of the head, in order.
 HEAD_CHANNELS = {"heatmap": 1, "size": 2, "offset": 2}
 
@@ -315,6 +327,12 @@ class HeatmapNet(nn.Module):
         self.heads = YoloxNanoHeads()
         if pretrained and config.backbone_weights:
             load_yolox_onnx(self.backbone, config.backbone_weights, self.heads)
+        else:  # objectness x person starts at the prior, as the single head's bias does
+            root = math.sqrt(config.heatmap_prior)
+            with torch.no_grad():
+                for head in self.heads.levels:
+                    head.obj_pred.bias.fill_(-math.log((1 - root) / root))
+                    head.cls_pred.bias.fill_(-math.log((1 - root) / root))
         self.fusions = (
             nn.ModuleList(TemporalFusion(HEAD_WIDTH, identity_start=True) for _ in LEVEL_STRIDES)
             if config.frames > 1

@@ -27,12 +27,19 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from heatrack.boxes import clip_to_image
 from heatrack.config import from_dict
-from heatrack.data.clips import TargetConfig, render_targets, split_boxes
+from heatrack.data.clips import TargetConfig, render_level_targets, render_targets, split_boxes
 from heatrack.io.cache import FrameCache
 from heatrack.io.mot import MotRows, read_gt
 from heatrack.io.sources import MotSequenceSource
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig
+from heatrack.models.csp import LEVEL_STRIDES
+from heatrack.models.heatmap import (
+    STRIDE,
+    HeatmapNet,
+    HeatmapNetConfig,
+    levels_layout,
+    levels_on_grid,
+)
 from heatrack.models.losses import gather_l1, heatmap_loss, weighted_l1
 from heatrack.train.engine import Engine, EngineConfig, distributed_context
 
@@ -410,11 +417,13 @@ class ClipDataset(Dataset):
                 previous = _centres(before, seq.scale, img_w, img_h, affine)
                 previous.update(pasted_before)
             pasted_before = {j: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for j, b in pasted.items()}
-            targets.append(
-                render_targets(
-                    pos, ign, out_h // STRIDE, out_w // STRIDE, self.cfg.targets, ids, previous
-                )
-            )
+            if self.cfg.model.head == "levels":
+                layout = levels_layout(LEVEL_STRIDES, out_h, out_w)
+                t = render_level_targets(pos, ign, layout, self.cfg.targets, ids, previous)
+            else:
+                h, w = out_h // STRIDE, out_w // STRIDE
+                t = render_targets(pos, ign, h, w, self.cfg.targets, ids, previous)
+            targets.append(t)
         clip = normalise(np.stack(images))
         batch = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
         batch["clip"] = clip
@@ -633,10 +642,14 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
                 losses.append(float(loss))
             first = val_set[0]
             pred = torch.sigmoid(model(first["clip"][None].to(engine.device))["heatmap"])[0, 0, 0]
+            target = first["heatmap"][0]
+            if cfg.model.head == "levels":
+                layout = levels_layout(LEVEL_STRIDES, *first["clip"].shape[-2:])
+                pred, target = levels_on_grid(pred[0], layout), levels_on_grid(target[0], layout)
         save_heatmap_picture(
             first["clip"][0],
             pred.cpu().numpy(),
-            first["heatmap"][0].numpy(),
+            target.numpy(),
             engine.out_dir / "val_heatmap.png",
         )
         model.train()
