@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from heatrack.inference import Detector, InferenceConfig
+from heatrack.io.sources import MotSequenceSource
 from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig
 from heatrack.models.onnx import OnnxEmbedder, OnnxHeatmapNet, export_detector, export_embedder
 from heatrack.models.reid import Embedder, EmbedderConfig
@@ -43,6 +44,48 @@ def test_detector_onnx_matches_torch(tmp_path, frames, displacement):
             np.testing.assert_allclose(da.displacement, db.displacement, atol=1e-3)
             assert i == 1 or np.abs(da.displacement).max() > 0
             np.testing.assert_array_equal(da.tracklets, db.tracklets)
+
+
+def test_a_levels_detector_on_onnx_runtime_matches_torch(tmp_path):
+    """YOLOX's head at three strides: three feature maps out of the encoder, flattened maps
+    out of the head, equal to torch's (random weights give flat maps whose ties make peaks
+    arbitrary, so detections are compared with the real weights below)."""
+    torch.manual_seed(0)
+    config = HeatmapNetConfig(frames=2, backbone="yolox_nano", head="levels")
+    net = HeatmapNet(config, pretrained=False).eval()
+    export_detector(net, tmp_path / "det", {})
+    onnx_net = OnnxHeatmapNet(tmp_path / "det")
+    assert onnx_net.strides == (8, 16, 32)
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        feats, onnx_feats = net.encode(x), onnx_net.encode(x)
+        assert [f.shape[-1] for f in onnx_feats] == [20, 10, 5]
+        for a, b in zip(feats, onnx_feats, strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=ATOL)
+        window = [f[None].repeat(1, 2, 1, 1, 1) for f in feats]
+        mine, theirs = net.predict(window), onnx_net.predict(window)
+    for name in ("heatmap", "size", "offset"):
+        assert mine[name].shape == theirs[name].shape == (1, 2, mine[name].shape[2], 1, 315)
+        np.testing.assert_allclose(mine[name].numpy(), theirs[name].numpy(), atol=ATOL)
+
+
+@pytest.mark.realdata
+def test_a_levels_detector_from_the_real_export_detects_the_same_on_both_backends(tmp_path):
+    from .conftest import shared_data, shared_model
+
+    weights = str(shared_model("yolox_nano_coco.onnx"))
+    config = HeatmapNetConfig(frames=2, backbone="yolox_nano", head="levels",
+                              backbone_weights=weights)  # fmt: skip
+    net = HeatmapNet(config).eval()
+    export_detector(net, tmp_path / "det", {})
+    frames = list(MotSequenceSource(shared_data("MOT15", "train", "TUD-Stadtmitte")))[:3]
+    cfg = InferenceConfig(input_long_side=416)
+    a = list(Detector(net, cfg).stream(frames))
+    b = list(Detector(OnnxHeatmapNet(tmp_path / "det"), cfg).stream(frames))
+    for (_, da, _), (_, db, _) in zip(a, b, strict=True):
+        assert len(da) == len(db) >= 3  # people of TUD-Stadtmitte, found from the start
+        np.testing.assert_allclose(da.xyxy, db.xyxy, atol=1e-2)
+        np.testing.assert_allclose(da.scores, db.scores, atol=ATOL)
 
 
 def test_linking_detector_on_onnx_runtime_streams_frames_without_people(tmp_path):

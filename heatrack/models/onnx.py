@@ -2,10 +2,12 @@
 
 The detector is exported as two graphs, because streaming needs them apart: ``encoder``
 (one frame -> its features, run once per frame) and ``head`` (T frames' features -> per-frame
-heatmap / size / offset). Both go in one ``.onnx`` pair (``<stem>.encoder.onnx`` and
-``<stem>.head.onnx``) with dynamic image sizes. The embedder is one graph, crops -> unit
-vectors. ``OnnxHeatmapNet`` and ``OnnxEmbedder`` plug into :class:`heatrack.inference.Detector`
-and the tracker pipeline exactly where the torch models go.
+heatmap / size / offset); a "levels" model's encoder gives one feature map per level
+(``features8``, ``features16``, ``features32``) and its head takes the three. Both go in one
+``.onnx`` pair (``<stem>.encoder.onnx`` and ``<stem>.head.onnx``) with dynamic image sizes.
+The embedder is one graph, crops -> unit vectors. ``OnnxHeatmapNet`` and ``OnnxEmbedder`` plug
+into :class:`heatrack.inference.Detector` and the tracker pipeline exactly where the torch
+models go.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class _Encoder(nn.Module):
         self.net = net
 
     def forward(self, images):
-        return self.net.encode(images)
+        feats = self.net.encode(images)
+        return tuple(feats) if isinstance(feats, list) else feats
 
 
 class _Head(nn.Module):
@@ -50,8 +53,13 @@ class _Head(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, feats):
-        return tuple(self.net.predict(feats, displacement=False).values())
+    def forward(self, *feats):
+        levels = list(feats) if len(feats) > 1 else feats[0]
+        return tuple(self.net.predict(levels, displacement=False).values())
+
+
+def _feature_names(config: HeatmapNetConfig, strides) -> list[str]:
+    return [f"features{s}" for s in strides] if config.head == "levels" else ["features"]
 
 
 class _Pair(nn.Module):
@@ -96,12 +104,16 @@ def export_detector(net: HeatmapNet, output: str | os.PathLike, meta: dict) -> l
         feats = net.encode(image)
     t = net.config.frames
     enc, head = base.with_suffix(".encoder.onnx"), base.with_suffix(".head.onnx")
-    axes = {"image": {0: "n", 2: "h", 3: "w"}, "features": {0: "n", 2: "fh", 3: "fw"}}
-    _export(_Encoder(net), (image,), enc, ["image"], ["features"], axes)
-    stacked = feats[None].repeat(1, t, 1, 1, 1)
-    maps = {k: {0: "b", 3: "fh", 4: "fw"} for k in ("heatmap", "size", "offset")}
-    _export(_Head(net), (stacked,), head, ["features"], list(maps),
-            {"features": {0: "b", 3: "fh", 4: "fw"}, **maps})  # fmt: skip
+    names = _feature_names(net.config, net.strides)
+    levels = feats if isinstance(feats, list) else [feats]
+    axes = {"image": {0: "n", 2: "h", 3: "w"},
+            **{n: {0: "n", 2: f"h{k}", 3: f"w{k}"} for k, n in enumerate(names)}}  # fmt: skip
+    _export(_Encoder(net), (image,), enc, ["image"], names, axes)
+    stacked = tuple(f[None].repeat(1, t, 1, 1, 1) for f in levels)
+    cells = {3: "fh", 4: "fw"} if net.config.head == "single" else {4: "cells"}
+    maps = {k: {0: "b", **cells} for k in ("heatmap", "size", "offset")}
+    inputs = {n: {0: "b", 3: f"h{k}", 4: f"w{k}"} for k, n in enumerate(names)}
+    _export(_Head(net), stacked, head, names, list(maps), {**inputs, **maps})
     written = [enc, head]
     if net.config.displacement:
         pair = base.with_suffix(".pair.onnx")
@@ -168,13 +180,18 @@ class OnnxHeatmapNet:
         self.pair = None
         if self.config.displacement:
             self.pair = _session(base.with_suffix(".pair.onnx"), threads)
+        self.strides = tuple(int(o.name[8:]) for o in self.encoder.get_outputs()) if (
+            self.config.head == "levels") else (4,)  # fmt: skip
+        self.names = [i.name for i in self.head.get_inputs()]
 
     def eval(self):
         return self
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        (out,) = self.encoder.run(None, {"image": images.contiguous().numpy()})
-        return torch.from_numpy(out)
+    def encode(self, images: torch.Tensor):
+        out = self.encoder.run(None, {"image": images.contiguous().numpy()})
+        if self.config.head == "levels":
+            return [torch.from_numpy(f) for f in out]
+        return torch.from_numpy(out[0])
 
     def displace_at(self, previous, current, rows, cols) -> torch.Tensor:
         if len(rows) == 0:  # ONNX Runtime cannot reshape an empty batch of patches
@@ -186,8 +203,10 @@ class OnnxHeatmapNet:
         feeds = {n: t.contiguous().numpy() for n, t in zip(names, patches, strict=True)}
         return torch.from_numpy(self.pair.run(None, feeds)[0])
 
-    def predict(self, feats: torch.Tensor, displacement: bool = False) -> dict[str, torch.Tensor]:
-        outputs = self.head.run(None, {"features": feats.contiguous().numpy()})
+    def predict(self, feats, displacement: bool = False) -> dict[str, torch.Tensor]:
+        levels = feats if isinstance(feats, list) else [feats]
+        feeds = {n: f.contiguous().numpy() for n, f in zip(self.names, levels, strict=True)}
+        outputs = self.head.run(None, feeds)
         names = [o.name for o in self.head.get_outputs()]
         return {n: torch.from_numpy(m) for n, m in zip(names, outputs, strict=True)}
 
