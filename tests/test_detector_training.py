@@ -326,3 +326,45 @@ def test_a_levels_model_trains_end_to_end_and_streams(synth_root, tmp_path):
     out = list(detector.stream(MotSequenceSource(synth_root / "VAL-B"), keep_maps=True))
     assert len(out) == 16 and all(len(d) > 0 for _, d, _ in out)
     assert out[0][2]["heatmap"].ndim == 2
+
+
+@pytest.mark.realdata
+def test_the_teachers_people_that_no_label_covers_become_ignore_regions(tmp_path):
+    """A still of TUD-Stadtmitte with one person labelled: YOLOX-nano finds the others, they
+    become ignore regions (the labelled one stays a positive), and the clip's mask says so."""
+    import cv2
+
+    from heatrack.boxes import iou_matrix
+    from heatrack.io.mot import read_gt
+    from heatrack.train.detector import teacher_ignores
+
+    from .conftest import shared_data, shared_model
+
+    seq = shared_data("MOT15", "train", "TUD-Stadtmitte")
+    from heatrack.io.sources import MotSequenceSource
+
+    _, image = next(iter(MotSequenceSource(seq)))
+    gt = read_gt(seq / "gt" / "gt.txt")
+    people = gt.xyxy[gt.frames == 1]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "im0.jpg"), image)
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = people[0]
+    label = f"0 {(x0 + x1) / 2 / w} {(y0 + y1) / 2 / h} {(x1 - x0) / w} {(y1 - y0) / h}\n"
+    (tmp_path / "labels" / "im0.txt").write_text(label)
+    cfg = DetectorTrainConfig(teacher_ignore=str(shared_model("yolox_nano_coco.onnx")),
+                              cache_dir=str(tmp_path / "cache"), input_size=(640, 480))  # fmt: skip
+    still = StillImages(StillImagesConfig(path="s"), tmp_path, 960)
+    ignored = teacher_ignores(still, cfg, tmp_path / "cache")[1]
+    assert len(ignored) >= 3
+    assert iou_matrix(ignored, people[:1]).max() < 0.3  # the labelled person is not ignored
+    assert (iou_matrix(ignored, people[1:]).max(axis=1) > 0.5).mean() >= 0.8  # the others are
+    again = teacher_ignores(still, cfg, tmp_path / "cache")[1]  # from the cache
+    np.testing.assert_array_equal(again, ignored)
+    still.extra_ignore = {1: ignored}
+    cfg = dataclasses.replace(cfg, augment=AugmentConfig(scale_range=(1.0, 1.0), flip=False,
+                                                         color=0.0, paste_prob=0.0))  # fmt: skip
+    item = ClipDataset([still], cfg, train=False, length=1)[0]
+    cx, cy = (ignored[0, :2] + ignored[0, 2:]) / 2
+    assert item["mask"][0, int(cy) // 4, int(cx) // 4] == 0

@@ -16,6 +16,7 @@ so its clips carry no displacement targets (the head learns motion from video on
 from __future__ import annotations
 
 import dataclasses
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ from heatrack.models.heatmap import (
 )
 from heatrack.models.losses import gather_l1, heatmap_loss, weighted_l1
 from heatrack.train.engine import Engine, EngineConfig, distributed_context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,12 @@ class DetectorTrainConfig:
     #: dataset's ``weight`` (within the sequences, ``sequence_weight_power`` shares it out).
     sequences_weight: float = 1.0
     cache_dir: str = "cache/frames"
+    #: A teacher (a COCO YOLOX ONNX export) whose confident people that no label covers become
+    #: ignore regions in the still-image sets: their unlabelled crowds and background people
+    #: are then not taught as "nobody here". Empty: off. Detections cached under cache_dir.
+    teacher_ignore: str = ""
+    #: ... its detections scoring at least this count.
+    teacher_ignore_score: float = 0.5
     #: Frames are cached at this scale of their original size (1080p video at 0.5 saves 4x).
     cache_scale_max_side: int = 960
     #: Network input (width, height), multiples of 16.
@@ -140,6 +149,8 @@ class LabelledSource(ABC):
     scale: float
     labelled: list[int]
     rows: dict[int, MotRows]
+    #: frame -> more ignore regions (xyxy, image pixels), e.g. from ``teacher_ignores``.
+    extra_ignore: dict[int, np.ndarray] = {}  # noqa: RUF012 (replaced, never mutated)
     still: bool = False
     weight: float = 1.0
 
@@ -232,6 +243,40 @@ class StillImages(LabelledSource):
 
     def clip_starts(self, t: int, step: int = 1) -> list[int]:
         return self.labelled
+
+
+def teacher_ignores(source: LabelledSource, cfg: DetectorTrainConfig, cache: Path) -> dict:
+    """frame -> xyxy (image pixels) of the teacher's people (``cfg.teacher_ignore``, score at
+    least ``teacher_ignore_score``) that overlap no labelled box by IoU 0.3: what the labels
+    left out. Cached per source, teacher and score (the teacher runs once per image)."""
+    from heatrack.boxes import iou_matrix
+    from heatrack.models.weights import sha256
+    from heatrack.models.yolox import YoloxPeople
+
+    key = f"{sha256(cfg.teacher_ignore)[:12]}-{cfg.teacher_ignore_score}-{len(source.labelled)}"
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in source.name)
+    path = cache / "teacher" / f"{name}-{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {int(f[1:]): z[f] for f in z.files}
+    teacher = YoloxPeople(cfg.teacher_ignore, score_threshold=cfg.teacher_ignore_score)
+    out = {}
+    for frame in source.labelled:
+        found = teacher.detect(source.image(frame)).xyxy.astype(np.float64)
+        rows = source.rows.get(frame)
+        labelled = np.zeros((0, 4)) if rows is None else rows.xyxy * source.scale
+        if len(found) and len(labelled):
+            found = found[iou_matrix(found, labelled).max(axis=1) < 0.3]
+        if len(found):
+            out[frame] = found
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **{f"f{k}": v for k, v in out.items()})
+    tmp.replace(path)
+    found = sum(len(v) for v in out.values())
+    log.info("%s: %d teacher people no label covers, in %d of %d images -> ignore regions",
+             source.name, found, len(out), len(source.labelled))  # fmt: skip
+    return out
 
 
 def _image_shape(path: Path) -> tuple[int, int]:
@@ -401,6 +446,8 @@ class ClipDataset(Dataset):
             images.append(img)
             rows = seq.rows.get(at)
             pos, ign, ids = _boxes(rows, seq.scale, img_w, img_h, self.cfg.targets.min_visibility)
+            if at in seq.extra_ignore:
+                ign = np.concatenate([ign, seq.extra_ignore[at]])
             pos, ign = _warp_boxes(pos, frame_affine, flip), _warp_boxes(ign, frame_affine, flip)
             if pasted:
                 # A pasted person hides what is behind: hidden people become ignore regions.
@@ -593,6 +640,10 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
         return out
 
     train_seqs = load(cfg.train_sequences) + stills(cfg.train_images, "train_images")
+    if cfg.teacher_ignore:
+        for source in train_seqs:
+            if source.still:
+                source.extra_ignore = teacher_ignores(source, cfg, Path(cfg.cache_dir))
     val_seqs = load(cfg.val_sequences) + stills(cfg.val_images, "val_images")
     torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = HeatmapNet(cfg.model)
