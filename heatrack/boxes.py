@@ -71,6 +71,18 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-12)
 
 
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes greedy non-maximum suppression keeps (an overlap above ``iou``
+    with a stronger kept box suppresses), strongest first."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    overlaps = iou_matrix(xyxy, xyxy)
+    keep: list[int] = []
+    for i in order:
+        if not keep or overlaps[i, keep].max() <= iou:
+            keep.append(int(i))
+    return np.asarray(keep, np.int64)
+
+
 def clip_to_image(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:
     """Clip xyxy boxes to the image rectangle [0, width] x [0, height]."""
     b = np.array(xyxy, dtype=np.float64 if np.asarray(xyxy).dtype == np.float64 else np.float32)

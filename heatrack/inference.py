@@ -31,13 +31,7 @@ import torch
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
 from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
-from heatrack.models.heatmap import (
-    STRIDE,
-    HeatmapNet,
-    HeatmapNetConfig,
-    levels_layout,
-    levels_on_grid,
-)
+from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig, levels_layout, levels_on_grid
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.tracking.links import LinkConfig, TrackletLinker
 from heatrack.types import Detections
@@ -139,10 +133,10 @@ class Detector:
                 frame_wh = (image.shape[1], image.shape[0])
                 size = network_size(*frame_wh, self.config.input_long_side)
                 # Map cells over the frame (the input is padded right and bottom).
-                first = self.model.strides[0] if self.levels else STRIDE
+                finest = self.model.strides[0]
                 self._valid_cells[size] = (
-                    int(np.ceil(frame_wh[1] / size[3] / first)),
-                    int(np.ceil(frame_wh[0] / size[2] / first)),
+                    int(np.ceil(frame_wh[1] / size[3] / finest)),
+                    int(np.ceil(frame_wh[0] / size[2] / finest)),
                 )
             x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
             feats = self.model.encode(x)
@@ -193,8 +187,8 @@ class Detector:
             def displacement(rows, cols):  # read at the peaks only: a few patches a frame
                 return self.model.displace_at(previous, feats, rows, cols)
 
+        layout = levels_layout(self.model.strides, size[1], size[0]) if self.levels else None
         if self.levels:
-            layout = levels_layout(self.model.strides, size[1], size[0])
             dets = decode_levels(maps["heatmap"][0], maps["size"][:, 0], maps["offset"][:, 0],
                                  layout, (size[2], size[3]), self.config.decode)  # fmt: skip
         else:
@@ -215,7 +209,7 @@ class Detector:
         rows, cols = self._valid_cells[size]
         heat = maps["heatmap"]
         if self.levels:  # every level on the finest one's grid
-            heat = levels_on_grid(heat[0], levels_layout(self.model.strides, size[1], size[0]))
+            heat = levels_on_grid(heat[0], layout)
         return index, dets, {"heatmap": heat[:rows, :cols].numpy()}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from heatrack.boxes import nms
 from heatrack.models.heatmap import STRIDE
 from heatrack.types import Detections
 
@@ -109,19 +110,3 @@ def decode_levels(
     xyxy, score = np.concatenate(boxes), np.concatenate(scores)
     keep = nms(xyxy, score, config.level_nms_iou)[: config.top_k]
     return Detections(xyxy=xyxy[keep], scores=score[keep])
-
-
-def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes greedy non-maximum suppression keeps, strongest first."""
-    order = np.argsort(-scores, kind="stable")
-    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-    keep = []
-    while len(order):
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        tl = np.maximum(xyxy[i, :2], xyxy[rest, :2])
-        br = np.minimum(xyxy[i, 2:], xyxy[rest, 2:])
-        inter = np.prod(np.clip(br - tl, 0, None), axis=1)
-        overlap = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, np.int64)

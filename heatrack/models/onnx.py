@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from heatrack.io.mot import write_atomic
-from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig, displacement_patches
+from heatrack.models.csp import LEVEL_STRIDES
+from heatrack.models.heatmap import STRIDE, HeatmapNet, HeatmapNetConfig, displacement_patches
 from heatrack.models.reid import (
     Embedder,
     EmbedderConfig,
@@ -180,8 +181,7 @@ class OnnxHeatmapNet:
         self.pair = None
         if self.config.displacement:
             self.pair = _session(base.with_suffix(".pair.onnx"), threads)
-        self.strides = tuple(int(o.name[8:]) for o in self.encoder.get_outputs()) if (
-            self.config.head == "levels") else (4,)  # fmt: skip
+        self.strides = LEVEL_STRIDES if self.config.head == "levels" else (STRIDE,)
         self.names = [i.name for i in self.head.get_inputs()]
 
     def eval(self):
