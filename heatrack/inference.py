@@ -31,7 +31,13 @@ import torch
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
 from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
-from heatrack.models.heatmap import HeatmapNet, HeatmapNetConfig, levels_layout, levels_on_grid
+from heatrack.models.heatmap import (
+    STRIDE,
+    HeatmapNet,
+    HeatmapNetConfig,
+    levels_layout,
+    levels_on_grid,
+)
 from heatrack.models.weights import WeightsError, read_weights, shipped_weights
 from heatrack.tracking.links import LinkConfig, TrackletLinker
 from heatrack.types import Detections
@@ -133,7 +139,7 @@ class Detector:
                 frame_wh = (image.shape[1], image.shape[0])
                 size = network_size(*frame_wh, self.config.input_long_side)
                 # Map cells over the frame (the input is padded right and bottom).
-                finest = self.model.strides[0]
+                finest = getattr(self.model, "strides", (STRIDE,))[0]  # stand-ins: one level
                 self._valid_cells[size] = (
                     int(np.ceil(frame_wh[1] / size[3] / finest)),
                     int(np.ceil(frame_wh[0] / size[2] / finest)),
