@@ -262,6 +262,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from heatrack.models.weights import export_weights, shipped_weights
 
     meta = json.loads(args.meta) if args.meta else {}
+    if args.int8 and (args.format, args.model) != ("onnx", "embedder"):
+        raise ValueError("--int8 applies to --format onnx --model embedder")
     if args.format == "onnx":
         from heatrack.inference import Detector
         from heatrack.models.onnx import export_detector, export_embedder
@@ -274,6 +276,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         else:
             emb = Embedder.from_checkpoint(weights)
             files = export_embedder(emb, args.output, {**emb.meta, **meta})
+            if args.int8:
+                files = _quantize_export(args, emb.config.input_size)
         print("\n".join(str(f) for f in files))
         return 0
     if args.checkpoint is None:
@@ -281,6 +285,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     record = export_weights(args.checkpoint, args.output, {"model": args.model, **meta})
     print(f"{args.output}: {record['bytes'] / 1e6:.2f} MB, sha256 {record['sha256'][:16]}...")
     return 0
+
+
+def _quantize_export(args: argparse.Namespace, input_size) -> list:
+    """The float export just written, replaced by its int8 version calibrated on people from
+    ``--calibration``."""
+    from heatrack.data.reid import sample_crops
+    from heatrack.io.cache import FrameCache
+    from heatrack.models.onnx import quantize_embedder
+
+    if not args.calibration:
+        raise ValueError("--int8 needs --calibration: people to calibrate the int8 ranges on")
+    cache = FrameCache(args.cache_dir)
+    crops = sample_crops(args.calibration, input_size, args.calibration_crops, cache)
+    source = ", ".join(Path(p).name for p in args.calibration)
+    return quantize_embedder(args.output.with_suffix(".json"), args.output, crops, source)
 
 
 def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
@@ -756,6 +775,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["torch", "onnx"], default="torch")
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--meta", help="JSON object recorded beside the weights")
+    p.add_argument(
+        "--int8", action="store_true",
+        help="embedder only: quantise the ONNX export to int8 (about twice as fast on CPUs "
+        "with VNNI), calibrated on the people of --calibration",
+    )  # fmt: skip
+    p.add_argument(
+        "--calibration", nargs="+", type=Path, metavar="PATH",
+        help="MOT sequence folders (ground-truth boxes) or identity folders (Market-1501 / "
+        "CUHK naming) whose people set the int8 ranges",
+    )  # fmt: skip
+    p.add_argument("--calibration-crops", type=int, default=256, metavar="N")
+    p.add_argument("--cache-dir", type=Path, default=Path("cache/frames"))
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(

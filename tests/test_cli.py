@@ -117,3 +117,31 @@ def test_config_overrides_set_nested_fields_with_yaml_values(tmp_path):
         load_config(DetectorTrainConfig, path, overrides=("model.frame=1",))
     with pytest.raises(ValueError, match="KEY=VALUE"):
         load_config(DetectorTrainConfig, path, overrides=("model.frames",))
+
+
+def test_export_int8_embedder_calibrated_on_an_identity_folder(tmp_path, capsys):
+    import cv2
+
+    from heatrack.models.reid import load_embedder
+    from tests.helpers import write_tiny_weights
+
+    _, emb = write_tiny_weights(tmp_path)
+    folder = tmp_path / "people"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for person in range(1, 5):
+        for shot in range(3):
+            crop = rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f"{person:04d}_c{shot % 2 + 1}s1_{shot:06d}_00.jpg"), crop)
+    out = tmp_path / "exported" / "embedder-int8"
+    base = ["export", "--model", "embedder", "--format", "onnx", "--checkpoint", str(emb)]
+    assert main([*base, "--output", str(out), "--int8"]) == 2
+    assert "--calibration" in capsys.readouterr().err
+    assert main(["export", "--format", "onnx", "--output", str(out), "--int8"]) == 2
+    assert "--model embedder" in capsys.readouterr().err
+    assert main([*base, "--output", str(out), "--int8", "--calibration", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err  # no people there: named
+    assert main([*base, "--output", str(out), "--int8", "--calibration", str(folder)]) == 0
+    model = load_embedder(out.with_suffix(".json"))
+    assert model.meta["int8"] == {"calibration": "people", "crops": 12}
+    assert model.embed_crops(rng.integers(0, 255, (5, 40, 20, 3), dtype=np.uint8)).shape == (5, 8)

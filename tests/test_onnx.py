@@ -126,3 +126,86 @@ def test_onnxruntime_is_used_only_where_its_export_cache_can_be_written(tmp_path
     blocker.write_text("")
     monkeypatch.setenv("HEATRACK_CACHE", str(blocker))
     assert usable_backend("onnxruntime") == "torch"
+
+
+def _people(n, identities, seed=0):
+    """BGR crops (n, 64, 32, 3) of ``identities`` people: a shirt and a trouser colour each,
+    under noise and a little brightness change, and their identity labels."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 255, (identities, 2, 3))
+    labels = np.arange(n) % identities
+    crops = np.empty((n, 64, 32, 3), np.uint8)
+    for i, who in enumerate(labels):
+        img = np.empty((64, 32, 3), float)
+        img[:32], img[32:] = colours[who, 0], colours[who, 1]
+        img = img * rng.uniform(0.8, 1.2) + rng.normal(0, 12, img.shape)
+        crops[i] = img.clip(0, 255).astype(np.uint8)
+    return crops, labels
+
+
+def _int8_pair(tmp_path, model, calibration):
+    from heatrack.models.onnx import quantize_embedder
+
+    export_embedder(model.eval(), tmp_path / "float", {"a": 1})
+    quantize_embedder(tmp_path / "float.json", tmp_path / "int8", calibration, "synthetic people")
+    return OnnxEmbedder(tmp_path / "float"), OnnxEmbedder(tmp_path / "int8")
+
+
+def test_an_int8_export_is_quantised_and_says_what_it_was_calibrated_on(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    config = EmbedderConfig(backbone="osnet_x0_25", dim=16, input_size=(64, 32))
+    model = Embedder(config, pretrained=False)
+    _, int8_model = _int8_pair(tmp_path, model, _people(40, 8)[0])
+    ops = {node.op_type for node in onnx.load(tmp_path / "int8.onnx").graph.node}
+    assert "QuantizeLinear" in ops and "QuantizeLinear" not in {
+        node.op_type for node in onnx.load(tmp_path / "float.onnx").graph.node
+    }
+    assert int8_model.meta == {"a": 1, "int8": {"calibration": "synthetic people", "crops": 40}}
+    out = int8_model.embed_crops(_people(5, 2, seed=3)[0])
+    assert out.shape == (5, 16)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match="no calibration crops from nowhere"):
+        from heatrack.models.onnx import quantize_embedder
+
+        quantize_embedder(tmp_path / "float.json", tmp_path / "x", _people(0, 1)[0], "nowhere")
+
+
+@pytest.mark.realdata
+def test_the_int8_msmt17_osnet_keeps_the_float_models_embeddings_and_neighbours(tmp_path):
+    """Real weights (a random network's noise is not what int8 meets): unseen people embed
+    nearly as in float, and each one's nearest neighbour stays the same person."""
+    import cv2
+
+    from heatrack.train.reid import initial_weights
+    from tests.conftest import shared_model
+
+    osnet = shared_model("osnet_x0_25_msmt17.onnx")
+    model = Embedder(EmbedderConfig(backbone="osnet_x0_25", dim=512, input_size=(128, 64)), False)
+    initial_weights(model, str(osnet))
+
+    def people(n, seed):
+        crops, labels = _people(n, 8, seed)
+        return np.stack([cv2.resize(c, (64, 128)) for c in crops]), labels
+
+    float_model, int8_model = _int8_pair(tmp_path, model, people(64, 1)[0])
+    crops, labels = people(48, 2)
+    a, b = float_model.embed_crops(crops), int8_model.embed_crops(crops)
+    agreement = (a * b).sum(axis=1)
+    assert agreement.min() > 0.9 and agreement.mean() > 0.97
+    for v in (a, b):
+        sims = v @ v.T
+        np.fill_diagonal(sims, -2)
+        assert (labels[sims.argmax(axis=1)] == labels).all()
+
+
+def test_an_exported_embedder_loads_from_its_file_on_any_backend(tmp_path):
+    from heatrack.models.reid import load_embedder
+
+    torch.manual_seed(0)
+    model = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False)
+    _int8_pair(tmp_path, model, _people(8, 2)[0])
+    for weights in (tmp_path / "int8.json", tmp_path / "int8.onnx"):
+        loaded = load_embedder(weights, backend="torch")
+        assert isinstance(loaded, OnnxEmbedder) and "int8" in loaded.meta

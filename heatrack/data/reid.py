@@ -220,6 +220,28 @@ class CropNameError(ValueError):
     pass
 
 
+def sample_crops(
+    paths: Sequence[str | os.PathLike], size: tuple[int, int], count: int, cache: FrameCache
+) -> np.ndarray:
+    """``count`` person crops at ``size`` spread evenly over MOT sequences (ground-truth boxes)
+    and identity folders: the people an int8 embedder is calibrated on."""
+    parts = []
+    for path in paths:
+        path = Path(path)
+        if (path / "seqinfo.ini").is_file():
+            stored = (round(size[0] / EVAL_VIEW), round(size[1] / EVAL_VIEW))
+            crops = collect_crops([path], cache, CropConfig(stored_size=stored, every=5))
+            parts.append(central_view(crops.images, EVAL_VIEW, size))
+        elif path.is_dir():
+            parts.append(read_identity_folder(path, "auto", size).images)
+        else:
+            raise FileNotFoundError(f"{path}: neither a MOT sequence nor an identity folder")
+    images = np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
+    if len(images) == 0:
+        raise ValueError(f"no person crops in {', '.join(map(str, paths))}")
+    return images[np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)]
+
+
 def parse_crop_name(path: str | os.PathLike, scheme: str) -> tuple[int, int]:
     """(identity, camera) from a crop's file name under ``scheme``; a name that does not fit
     raises ``CropNameError`` naming the file."""

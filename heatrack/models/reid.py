@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -244,6 +245,10 @@ def load_embedder(
     if weights is not None and str(weights) == "imagenet":
         return ImageNetFeatures()
     weights = weights or shipped_weights("embedder")
+    if Path(weights).suffix in (".onnx", ".json"):  # an export: it runs on ONNX Runtime
+        from heatrack.models.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(weights, threads)
     if backend == "onnxruntime":
         from heatrack.models.onnx import onnx_embedder
 
