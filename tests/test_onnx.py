@@ -209,3 +209,28 @@ def test_an_exported_embedder_loads_from_its_file_on_any_backend(tmp_path):
     for weights in (tmp_path / "int8.json", tmp_path / "int8.onnx"):
         loaded = load_embedder(weights, backend="torch")
         assert isinstance(loaded, OnnxEmbedder) and "int8" in loaded.meta
+
+
+def test_the_shipped_int8_embedder_serves_onnxruntime_and_a_damaged_one_is_refused(
+    tmp_path, monkeypatch
+):
+    import shutil
+
+    from heatrack.models import weights
+    from heatrack.models.reid import load_embedder
+
+    torch.manual_seed(0)
+    model = Embedder(EmbedderConfig(dim=8, input_size=(32, 16)), pretrained=False)
+    _int8_pair(tmp_path, model, _people(8, 2)[0])
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    monkeypatch.setattr(weights, "assets_folder", lambda: assets)
+    assert weights.shipped_int8("embedder") is None  # none shipped: the .pt path, as before
+    shutil.copy(tmp_path / "int8.onnx", assets / "embedder-int8.onnx")
+    shutil.copy(tmp_path / "int8.json", assets / "embedder-int8.json")
+    loaded = load_embedder(backend="onnxruntime")
+    assert isinstance(loaded, OnnxEmbedder) and loaded.meta["int8"]["crops"] == 8
+    with open(assets / "embedder-int8.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(weights.WeightsError, match="embedder-int8.onnx: missing or damaged"):
+        load_embedder(backend="onnxruntime")

@@ -191,8 +191,11 @@ def quantize_embedder(
         finally:
             root.setLevel(level)
         os.replace(quantized, out.with_suffix(".onnx"))
+    from heatrack.models.weights import sha256
+
     int8 = {"int8": {"calibration": source, "crops": int(len(crops_bgr))}}
-    info = {"model": "embedder", "model_config": _plain(config), "meta": {**meta, **int8}}
+    info = {"model": "embedder", "model_config": _plain(config), "meta": {**meta, **int8},
+            "sha256": sha256(out.with_suffix(".onnx"))}  # fmt: skip
     side = out.with_suffix(".json")
     write_atomic(side, json.dumps(info, indent=2) + "\n")
     return [out.with_suffix(".onnx"), side]

@@ -25,10 +25,15 @@ class WeightsError(RuntimeError):
     pass
 
 
+def assets_folder() -> Path:
+    """Where the package keeps its shipped models."""
+    return Path(str(resources.files("heatrack") / "assets" / "models"))
+
+
 def shipped_weights(name: str) -> Path:
     """Path of a shipped weights file (``detector``, ``embedder``), checksum verified."""
-    folder = resources.files("heatrack") / "assets" / "models"
-    path = Path(str(folder / f"{name}.pt"))
+    folder = assets_folder()
+    path = folder / f"{name}.pt"
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         raise WeightsError(
@@ -42,6 +47,19 @@ def shipped_weights(name: str) -> Path:
             f"{meta_path.name}; the file is damaged, reinstall heatrack"
         )
     return path
+
+
+def shipped_int8(name: str) -> Path | None:
+    """The sidecar of the shipped int8 ONNX export of ``name`` (``<name>-int8.json``), its
+    checksum verified, or None where the package ships none."""
+    side = assets_folder() / f"{name}-int8.json"
+    if not side.is_file():
+        return None
+    onnx_path = side.with_suffix(".onnx")
+    expected = json.loads(side.read_text()).get("sha256")
+    if not onnx_path.is_file() or sha256(onnx_path) != expected:
+        raise WeightsError(f"{onnx_path}: missing or damaged (checksum); reinstall heatrack")
+    return side
 
 
 def sha256(path: str | os.PathLike) -> str:
