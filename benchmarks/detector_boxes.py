@@ -99,14 +99,16 @@ def main() -> None:
     ap.add_argument("--source", choices=sorted(SOURCES), default="TUD-Stadtmitte")
     ap.add_argument("--step", type=int, default=1)
     ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--peak-window", type=int, default=DecodeConfig.level_peak_window,
+                    help="levels models: DecodeConfig.level_peak_window")  # fmt: skip
     ap.add_argument("--threshold", type=float, default=0.2, help="heatrack's score threshold")
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "baselines")
     args = ap.parse_args()
     if args.yolox_levels:
         yolox_levels()
         return
-    config = InferenceConfig(input_long_side=args.long_side,
-                             decode=DecodeConfig(score_threshold=0.05))  # fmt: skip
+    decode = DecodeConfig(score_threshold=0.05, level_peak_window=args.peak_window)
+    config = InferenceConfig(input_long_side=args.long_side, decode=decode)
     models = [(str(c), Detector.from_checkpoint(c, config)) for c in args.checkpoint]
     if args.levels_untrained:
         net = HeatmapNet(HeatmapNetConfig(backbone="yolox_nano", head="levels",

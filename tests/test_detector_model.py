@@ -233,6 +233,25 @@ def test_levels_are_decoded_at_their_own_strides_and_duplicates_across_levels_su
         decode_levels(heat[:-1], size[:, :-1], offset[:, :-1], layout)
 
 
+@pytest.mark.parametrize("window,found", [(3, 1), (1, 2)])
+def test_neighbouring_cells_are_two_people_when_nms_alone_decides(window, found):
+    """Two people side by side whose centres fall in adjacent stride-16 cells: 3x3 peaks keep
+    only the stronger; with a window of 1, NMS sees both boxes, which barely overlap."""
+    from heatrack.models.decode import decode_levels
+
+    layout = [(16, 4, 4)]
+    heat, size, offset = torch.zeros(16), torch.zeros(2, 16), torch.zeros(2, 16)
+    for cell, score in ((5, 0.8), (6, 0.7)):  # row 1, cols 1 and 2
+        heat[cell] = score
+        offset[:, cell] = 0.5
+        size[:, cell] = torch.log(torch.tensor([0.9, 2.5]))  # 14 x 40 px: narrow people
+    heat[10] = 0.2  # below the threshold: never a person, whatever the window
+    config = DecodeConfig(score_threshold=0.3, level_peak_window=window, level_nms_iou=0.5)
+    dets = decode_levels(heat, size, offset, layout, (1.0, 1.0), config)
+    assert len(dets) == found
+    np.testing.assert_allclose(dets.scores, [0.8, 0.7][:found])
+
+
 def test_level_targets_put_each_person_on_the_level_of_its_scale():
     from heatrack.data.clips import render_level_targets
     from heatrack.models.heatmap import levels_layout

@@ -34,13 +34,21 @@ class DecodeConfig:
     max_log_size: float = 8.0
     #: Levels models: boxes from different levels overlapping more than this are one person.
     level_nms_iou: float = 0.65
+    #: Levels models: a cell is a candidate if it is the maximum of this window (1: every
+    #: cell, NMS alone decides, as YOLOX does; 3: local maxima first, as CenterNet does).
+    level_peak_window: int = 3
 
 
-def peaks(heat: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Local maxima of (h, w) probabilities: (scores, rows, cols), strongest first."""
+def peaks(
+    heat: torch.Tensor, top_k: int, window: int = 3
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Maxima of their ``window`` x ``window`` neighbourhood in (h, w) probabilities:
+    (scores, rows, cols), strongest first."""
     h, w = heat.shape
-    pooled = F.max_pool2d(heat[None, None], 3, stride=1, padding=1)[0, 0]
-    keep = heat * (pooled == heat)
+    keep = heat
+    if window > 1:
+        pooled = F.max_pool2d(heat[None, None], window, stride=1, padding=window // 2)[0, 0]
+        keep = heat * (pooled == heat)
     scores, index = torch.topk(keep.flatten(), min(top_k, h * w))
     return scores, index // w, index % w
 
@@ -52,14 +60,16 @@ def decode_frame(
     scale: tuple[float, float] = (1.0, 1.0),
     config: DecodeConfig = DecodeConfig(),
     displacement=None,
+    window: int = 3,
 ) -> Detections:
-    """One frame: ``heat`` (h, w) probabilities, ``size`` and ``offset`` (2, h, w).
+    """One frame: ``heat`` (h, w) probabilities, ``size`` and ``offset`` (2, h, w), peaks in
+    ``window`` x ``window`` neighbourhoods.
 
     ``scale`` = (sx, sy) maps network-input pixels to frame pixels. ``displacement``, a
     function (rows, cols) -> (K, 2) giving cells to the previous frame's centre, is asked at
     the peaks only and converted to frame pixels.
     """
-    scores, rows, cols = peaks(heat, config.top_k)
+    scores, rows, cols = peaks(heat, config.top_k, window)
     keep = scores >= config.score_threshold
     scores, rows, cols = scores[keep], rows[keep], cols[keep]
     off = offset[:, rows, cols]
@@ -103,6 +113,7 @@ def decode_levels(
             offset[:, level].reshape(2, h, w),
             (scale[0] * stride / STRIDE, scale[1] * stride / STRIDE),
             config,
+            window=config.level_peak_window,
         )
         boxes.append(found.xyxy)
         scores.append(found.scores)
