@@ -117,11 +117,13 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=1, help="every step-th labelled frame / image")
     ap.add_argument("--pets-step", type=int, default=5, help="PETS09's 795 frames: every 5th")
     ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--peak-window", type=int, default=DecodeConfig.level_peak_window,
+                    help="levels models: DecodeConfig.level_peak_window")  # fmt: skip
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "baselines")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    config = InferenceConfig(input_long_side=args.long_side,
-                             decode=DecodeConfig(score_threshold=0.05))  # fmt: skip
+    decode = DecodeConfig(score_threshold=0.05, level_peak_window=args.peak_window)
+    config = InferenceConfig(input_long_side=args.long_side, decode=decode)
     yolox = YoloxPeople(YOLOX, score_threshold=0.01)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
