@@ -421,3 +421,23 @@ def test_colour_mix_weights_network_and_clothing_colour_similarities():
     np.testing.assert_allclose(mixed @ mixed.T, expected, atol=1e-5)
     frame = np.zeros((240, 320, 3), np.uint8)
     assert model.embed(frame, np.zeros((0, 4))).shape == (0, model.config.output_dim)
+
+
+def test_calibration_crops_come_evenly_from_sequences_and_folders(synth_dir, tmp_path):
+    import cv2
+
+    from heatrack.data.reid import sample_crops
+
+    folder = tmp_path / "people"
+    folder.mkdir()
+    for person in range(1, 4):
+        crop = np.full((40, 20, 3), 60 * person, np.uint8)
+        cv2.imwrite(str(folder / f"{person:04d}_c1s1_000001_00.png"), crop)
+    cache = FrameCache(tmp_path / "cache")
+    crops = sample_crops([synth_dir, folder], (32, 16), 1000, cache)
+    assert crops.shape[1:] == (32, 16, 3) and crops.dtype == np.uint8
+    # every 5th frame's people of the sequence, then the folder's three: all of them, in order
+    np.testing.assert_array_equal(crops[-3:, 16, 8, 0], [60, 120, 180])
+    assert len(sample_crops([synth_dir, folder], (32, 16), 7, cache)) == 7
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        sample_crops([tmp_path / "nowhere"], (32, 16), 10, cache)
