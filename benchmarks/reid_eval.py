@@ -21,7 +21,8 @@ per second.
 Throughput is measured on torch (batches of 64) and on ONNX Runtime (batches of 32, every
 core), the OSNet baseline on ONNX Runtime only.
 
-Several embedders per fold (``SEQ=CKPT,CKPT``) are compared on the same crops.
+Several embedders per fold (``SEQ=CKPT,CKPT``) are compared on the same crops; a checkpoint may
+also be an exported ``.json`` / ``.onnx`` (``heatrack export --format onnx [--int8]``).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def main() -> None:
     ]
     results = {}
     speed_base = None  # the last fold's ImageNet view, for the throughput line
-    speed_models: dict = {}  # one embedder per input size, for the throughput line
+    speed_models: dict = {}  # one embedder per file, for the throughput line
     for fold in args.fold:
         seq, checkpoints = fold.split("=", 1)
         if seq not in SEQUENCES and seq not in FOLDERS:
@@ -168,7 +169,7 @@ def main() -> None:
             embedded[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = with_colour(
                 vectors, view, mixed
             )
-            speed_models[f"{size[0]}x{size[1]}"] = (ours, view, ckpt)
+            speed_models[tag] = (ours, view, ckpt)
         if OSNET_ONNX.is_file():
             osnet_view = central_view(crops.images, EVAL_VIEW, OsnetOnnx.input_size)
             embedded["OSNet x0.25 MSMT17 (BoxMOT ONNX, 256x128)"] = OsnetOnnx(
@@ -193,9 +194,10 @@ def main() -> None:
         speed_base = imagenet_view
     if speed_base is not None:
         n = min(512, len(speed_base))
-        speeds = {
+        speeds = {  # an exported .onnx / .json runs on ONNX Runtime only
             f"heatrack embedder ({tag}, torch)": throughput(model, view[:n])
-            for tag, (model, view, _) in speed_models.items()
+            for tag, (model, view, ckpt) in speed_models.items()
+            if Path(ckpt).suffix not in (".onnx", ".json")
         }
         for tag, (_, view, ckpt) in speed_models.items():
             onnx_model = load_embedder(ckpt, backend="onnxruntime")
