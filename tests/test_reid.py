@@ -441,3 +441,19 @@ def test_calibration_crops_come_evenly_from_sequences_and_folders(synth_dir, tmp
     assert len(sample_crops([synth_dir, folder], (32, 16), 7, cache)) == 7
     with pytest.raises(FileNotFoundError, match="nowhere"):
         sample_crops([tmp_path / "nowhere"], (32, 16), 10, cache)
+
+
+def test_crops_become_imagenet_normalised_rgb_at_the_input_size():
+    from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+    from heatrack.models.reid import crops_to_tensor
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 40, 20, 3), dtype=np.uint8)
+    x = crops_to_tensor(crops, (40, 20)).numpy()
+    rgb = crops[..., ::-1].transpose(0, 3, 1, 2).astype(np.float64) / 255
+    expected = (rgb - np.reshape(IMAGENET_MEAN, (1, 3, 1, 1))) / np.reshape(
+        IMAGENET_STD, (1, 3, 1, 1)
+    )
+    np.testing.assert_allclose(x, expected, atol=1e-5)
+    assert crops_to_tensor(crops, (64, 32)).shape == (3, 3, 64, 32)
+    assert crops_to_tensor(crops[:0], (64, 32)).shape == (0, 3, 64, 32)

@@ -30,7 +30,7 @@ from heatrack.models.reid import (
     Embedder,
     EmbedderConfig,
     _BoxEmbedding,
-    crops_to_tensor,
+    crops_to_array,
     with_colour,
 )
 
@@ -166,7 +166,7 @@ def quantize_embedder(
     out = Path(output).with_suffix("")
     out.parent.mkdir(parents=True, exist_ok=True)
     batches = [
-        {"crops": crops_to_tensor(crops_bgr[i : i + 32], config.input_size).numpy()}
+        {"crops": crops_to_array(crops_bgr[i : i + 32], config.input_size)}
         for i in range(0, len(crops_bgr), 32)
     ]
 
@@ -278,7 +278,7 @@ class OnnxEmbedder(_BoxEmbedding):
     def embed_crops(self, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
         out = []
         for i in range(0, len(crops_bgr), batch):
-            x = crops_to_tensor(crops_bgr[i : i + batch], self.config.input_size).numpy()
+            x = crops_to_array(crops_bgr[i : i + batch], self.config.input_size)
             out.append(self.session.run(None, {"crops": x})[0])
         if not out:
             return np.zeros((0, self.config.output_dim), np.float32)
