@@ -8,6 +8,10 @@
         runs/reid-start/last.pt 0.7 runs/reid-224/soup7.pt
     # crops per second on ONNX Runtime, batches of 32, preprocessing included (random crops)
     python benchmarks/reid_checkpoints.py speed runs/reid-224/last.pt runs/reid-start/last.pt
+    # tracker thresholds (heatrack.models.reid.calibrate) of a checkpoint or an export, on the
+    # people of MOT sequences it trained on, as JSON for ``heatrack export --meta``
+    python benchmarks/reid_checkpoints.py thresholds runs/reid-224/soup7.pt \
+        ../shared/data/MOT17-mini/train/MOT17-02-FRCNN ...
 
 ``runs/reid-start/last.pt`` is the MSMT17 start unchanged: ``heatrack train reid --config
 configs/reid-osnet.yaml --data-root ../shared/data --set engine.epochs=1 --set
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -48,11 +53,25 @@ def main() -> None:
     p.add_argument("output")
     p = sub.add_parser("speed")
     p.add_argument("checkpoints", nargs="+")
+    p = sub.add_parser("thresholds")
+    p.add_argument("checkpoint")
+    p.add_argument("sequences", nargs="+")
+    p.add_argument("--cache-dir", default="cache/frames")
     args = ap.parse_args()
     if args.cmd == "input":
         ck = torch.load(args.checkpoint, weights_only=False)
         ck["extra"]["config"]["model"]["input_size"] = (args.height, args.width)
         torch.save(ck, args.output)
+    elif args.cmd == "thresholds":
+        from heatrack.data.reid import CropConfig, collect_crops
+        from heatrack.io.cache import FrameCache
+        from heatrack.models.reid import calibrate
+
+        stored = (288, 144)  # the central view of these, at the model's input, as in training
+        crops = collect_crops(
+            args.sequences, FrameCache(args.cache_dir), CropConfig(stored_size=stored)
+        )
+        print(json.dumps({"tracker": calibrate(load_embedder(args.checkpoint), crops)}))
     elif args.cmd == "average":
         trained = torch.load(args.trained, weights_only=False)
         start = torch.load(args.start, weights_only=False)["model"]
