@@ -15,11 +15,10 @@ merge() { $PY -c 'import json,sys; print(json.dumps({**json.loads(sys.argv[1]), 
 thresholds=$($PY benchmarks/reid_checkpoints.py thresholds "$CKPT" $MOT | tail -1)
 .venv/bin/heatrack export --model embedder --checkpoint "$CKPT" --output $OUT/embedder.pt \
     --meta "$(merge "$META" "$thresholds")"
-tmp=$(mktemp -d)
 .venv/bin/heatrack export --model embedder --format onnx --checkpoint $OUT/embedder.pt \
-    --output "$tmp/int8" --int8 --calibration $D/reid/cuhk03-detected/train $MOT
-thresholds=$($PY benchmarks/reid_checkpoints.py thresholds "$tmp/int8.json" $MOT | tail -1)
-.venv/bin/heatrack export --model embedder --format onnx --checkpoint $OUT/embedder.pt \
-    --output $OUT/embedder-int8 --meta "$thresholds" --int8 --calibration $D/reid/cuhk03-detected/train $MOT
-rm -rf "$tmp"
+    --output $OUT/embedder-int8 --int8 --calibration $D/reid/cuhk03-detected/train $MOT
+# int8 moves distances a little: its own thresholds, written into its sidecar
+thresholds=$($PY benchmarks/reid_checkpoints.py thresholds $OUT/embedder-int8.json $MOT | tail -1)
+$PY -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["meta"].update(json.loads(sys.argv[2]))
+open(p, "w").write(json.dumps(d, indent=2) + "\n")' $OUT/embedder-int8.json "$thresholds"
 ls -la $OUT/embedder*

@@ -203,22 +203,18 @@ def pool_parts(features: torch.Tensor, parts: int) -> torch.Tensor:
     return torch.cat(pooled, dim=1)
 
 
-def resized(crops_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(N, h, w, 3) uint8 crops at ``size`` (H, W), resized only if they are not."""
-    h, w = size
-    if crops_bgr.shape[1:3] == (h, w) or not len(crops_bgr):
-        return np.ascontiguousarray(crops_bgr, dtype=np.uint8)
-    return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops_bgr])
-
-
 def crops_to_array(crops_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(N, h, w, 3) uint8 BGR -> (N, 3, H, W) float32 normalised RGB, resized to ``size`` if
     needed. OpenCV's blob does the layout, colour order and mean in one pass (numpy's passes
     cost a fifth of the int8 embedder's time); the ImageNet std is then one in-place scale."""
     if not len(crops_bgr):
         return np.zeros((0, 3, *size), np.float32)
-    crops = resized(crops_bgr, size)
-    blob = cv2.dnn.blobFromImages(crops, 1.0, size[::-1], _MEAN_RGB, swapRB=True, crop=False)
+    h, w = size
+    if crops_bgr.shape[1:3] != (h, w):
+        crops_bgr = np.stack(
+            [cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops_bgr]
+        )
+    blob = cv2.dnn.blobFromImages(crops_bgr, 1.0, (w, h), _MEAN_RGB, swapRB=True, crop=False)
     blob *= _INV_STD_RGB
     return blob
 

@@ -39,12 +39,17 @@ def shipped_weights(name: str) -> Path:
         raise WeightsError(
             f"no shipped {name!r} model in {folder} (is the package installed completely?)"
         )
-    expected = json.loads(meta_path.read_text())["sha256"]
-    actual = sha256(path)
+    return _verified(path, meta_path)
+
+
+def _verified(path: Path, record: Path) -> Path:
+    """``path``, if it exists and its SHA-256 is the one ``record`` (a JSON sidecar) holds."""
+    expected = json.loads(record.read_text()).get("sha256", "")
+    actual = sha256(path) if path.is_file() else "none"
     if actual != expected:
         raise WeightsError(
-            f"{path}: checksum {actual[:12]}... does not match {expected[:12]}... recorded in "
-            f"{meta_path.name}; the file is damaged, reinstall heatrack"
+            f"{path}: missing or damaged (checksum {actual[:12]}... against {expected[:12]}... "
+            f"recorded in {record.name}); reinstall heatrack"
         )
     return path
 
@@ -55,10 +60,7 @@ def shipped_int8(name: str) -> Path | None:
     side = assets_folder() / f"{name}-int8.json"
     if not side.is_file():
         return None
-    onnx_path = side.with_suffix(".onnx")
-    expected = json.loads(side.read_text()).get("sha256")
-    if not onnx_path.is_file() or sha256(onnx_path) != expected:
-        raise WeightsError(f"{onnx_path}: missing or damaged (checksum); reinstall heatrack")
+    _verified(side.with_suffix(".onnx"), side)
     return side
 
 
