@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from heatrack.tracking.matching import appearance_cost, assign, fuse_appearance, iou_cost
+from heatrack.tracking.matching import (
+    appearance_cost,
+    assign,
+    decisive,
+    fuse_appearance,
+    iou_cost,
+)
 
 
 def test_assign_picks_global_minimum_not_greedy():
@@ -95,3 +101,18 @@ def test_a_links_push_does_not_silence_a_confident_appearance_match():
     # The gates read plain motion: a pull cannot open them to a far look-alike.
     far = fuse_appearance(np.array([[0.9]]), np.array([[0.01]]), 0.05, 0.5, cost=np.array([[0.45]]))
     np.testing.assert_allclose(far, [[0.45]])
+
+
+def test_decisive_marks_only_pairs_no_rival_comes_close_to():
+    cost = np.array(
+        [
+            [0.1, 0.5, 0.9],  # row 0: best 0.1, rival 0.5 in its row, 0.12 in its column
+            [0.12, 0.9, 0.9],
+            [0.9, 0.9, 0.2],  # row 2: clear by 0.7 both ways
+        ]
+    )
+    mask = decisive(cost, 0.05)
+    assert mask.tolist() == [[False] * 3, [False] * 3, [False, False, True]]
+    assert decisive(cost, 0.01)[0, 0] and not decisive(cost, 0.01)[1, 0]
+    assert decisive(np.array([[0.3]]), 0.5).tolist() == [[True]]
+    assert decisive(np.zeros((0, 2)), 0.1).shape == (0, 2)

@@ -396,7 +396,9 @@ def test_appearance_thresholds_follow_the_embedders_own_scale():
         diff = (labels[:, None] != labels[None, :]) & (seqs[:, None] == seqs[None, :])
         passed = (cost[np.triu(diff, 1)] < t["appearance_gate"]).mean()
         assert passed == pytest.approx(0.01, abs=0.002)
-        assert t["reid_cost"] < t["appearance_gate"]
+        assert t["reid_cost"] < t["appearance_gate"] < t["appearance_veto"]
+        vetoed = (cost[np.triu(diff, 1)] >= t["appearance_veto"]).mean()
+        assert vetoed == pytest.approx(0.925, abs=0.002)
 
 
 def test_colour_mix_weights_network_and_clothing_colour_similarities():

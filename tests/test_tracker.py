@@ -124,6 +124,47 @@ def test_appearance_recovers_identity_after_a_long_gap():
     assert tr.update(dets(box(141, 100))).ids.tolist() == [2]
 
 
+def test_appearance_veto_keeps_a_returning_track_off_someone_who_looks_different():
+    """A person is hidden for three frames; where the prediction says they are, someone who
+    looks nothing like them appears. Motion alone hands over the identity; the veto does not."""
+    a, b = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
+
+    def ids(veto, lazy):
+        tr = Tracker(TrackerConfig(appearance_veto=veto), frame_rate=10)
+        for k in range(6):
+            tr.update(dets(box(100 + 2 * k, 100), emb=None if lazy else a), embed=lambda r: a[r])
+        for _ in range(3):
+            tr.update(Detections.empty())
+        stranger = dets(box(118, 100), emb=None if lazy else b)
+        first = tr.update(stranger, embed=lambda r: b[r]).ids.tolist()
+        return first + tr.update(stranger, embed=lambda r: b[r]).ids.tolist()
+
+    for lazy in (False, True):
+        assert ids(1.0, lazy) == [1, 1]
+        assert ids(0.35, lazy) == [2]  # tentative in the first frame, a new person in the second
+
+
+def test_reid_margin_leaves_a_look_alike_choice_to_a_new_identity():
+    """Two people who look alike are lost; a third person who looks like both appears. With
+    no margin the nearest look-alike's identity is taken; with a margin, nobody's."""
+    a = np.array([1.0, 0.0, 0.0])
+    a2 = np.array([0.98, 0.2, 0.0]) / np.linalg.norm([0.98, 0.2, 0.0])
+    newcomer = np.array([0.99, 0.1, 0.0]) / np.linalg.norm([0.99, 0.1, 0.0])
+
+    def ids_after_gap(margin):
+        cfg = TrackerConfig(max_lost_seconds=0.5, reid_max_lost_seconds=10, reid_margin=margin)
+        tr = Tracker(cfg, frame_rate=10)
+        for k in range(5):
+            tr.update(dets(box(100 + k, 100), box(160 + k, 100), emb=np.vstack([a, a2])))
+        for _ in range(20):
+            tr.update(Detections.empty())
+        tr.update(dets(box(130, 100), emb=newcomer[None]))
+        return tr.update(dets(box(131, 100), emb=newcomer[None])).ids.tolist()
+
+    assert ids_after_gap(0.0) in ([1], [2])
+    assert ids_after_gap(0.05) == [3]
+
+
 def test_bad_rows_are_dropped_and_det_index_points_at_input_rows(caplog):
     tr = Tracker()
     bad = np.array([box(50, 50), [np.nan, 0, 10, 10], [30, 30, 10, 10], box(200, 50)])

@@ -276,16 +276,22 @@ def appearance_thresholds(
 
     The tracker compares people of one video, so only pairs of *different* people in the same
     sequence count: ``appearance_gate`` lets 1% of them through, ``reid_cost`` (re-identifying
-    a lost track on appearance alone, a bolder act) 0.2%. A fixed cosine threshold would suit
-    one embedder and mislead the next."""
+    a lost track on appearance alone, a bolder act) 0.2%, and ``appearance_veto`` (refusing a
+    pair however well it overlaps) stops the 92.5% that look least alike. A fixed cosine
+    threshold would suit one embedder and mislead the next. (The percentiles were chosen on
+    PETS09-S2L1 and TUD-Stadtmitte: ``benchmarks/appearance_folds.py``.)"""
     emb = np.asarray(embeddings, np.float64)
     cost = (1.0 - emb @ emb.T) / 2.0
     different = (labels[:, None] != labels[None, :]) & (sequences[:, None] == sequences[None, :])
     values = cost[np.triu(different, 1)]
     if len(values) < 100:
         raise ValueError(f"only {len(values)} pairs of different people to calibrate on")
-    gate, reid = np.percentile(values, [1.0, 0.2])
-    return {"appearance_gate": round(float(gate), 4), "reid_cost": round(float(reid), 4)}
+    gate, reid, veto = np.percentile(values, [1.0, 0.2, 7.5])
+    return {
+        "appearance_gate": round(float(gate), 4),
+        "reid_cost": round(float(reid), 4),
+        "appearance_veto": round(float(veto), 4),
+    }
 
 
 def calibrate(embedder, crops) -> dict[str, float]:

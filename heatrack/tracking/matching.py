@@ -74,19 +74,31 @@ def fuse_appearance(
     app = appearance.copy()
     app[(appearance >= appearance_gate) | (motion >= proximity_gate)] = 1.0
     if clear_margin > 0 and motion.size:
-        rows = np.arange(len(motion))
-        best = motion.argmin(axis=1)
-        best_cost = motion[rows, best]
-        others = motion.copy()
-        others[rows, best] = np.inf
-        row_gap = others.min(axis=1) - best_cost
-        column = motion[:, best]  # column of each row's best detection, every row
-        column[rows, rows] = np.inf  # but the row itself
-        col_gap = column.min(axis=0) - best_cost
-        clear = (row_gap >= clear_margin) & (col_gap >= clear_margin) & (best_cost < proximity_gate)
+        rows, cols = decisive(motion, clear_margin).nonzero()
+        clear = motion[rows, cols] < proximity_gate
         app[rows[clear]] = 1.0
-        app[:, best[clear]] = 1.0
+        app[:, cols[clear]] = 1.0
     return np.minimum(motion if cost is None else cost, app)
+
+
+def decisive(cost: np.ndarray, margin: float) -> np.ndarray:
+    """Mask of the entries that beat every other entry in their row and in their column by
+    at least ``margin``: pairs no rival comes close to (at most one per row and column)."""
+    if cost.size == 0:
+        return np.zeros(cost.shape, bool)
+    rows = np.arange(len(cost))
+    best = cost.argmin(axis=1)
+    best_cost = cost[rows, best]
+    others = cost.copy()
+    others[rows, best] = np.inf
+    row_gap = others.min(axis=1) - best_cost
+    column = cost[:, best]  # column of each row's best entry, every row
+    column[rows, rows] = np.inf  # but the row itself
+    col_gap = column.min(axis=0) - best_cost
+    mask = np.zeros(cost.shape, bool)
+    keep = (row_gap >= margin) & (col_gap >= margin)
+    mask[rows[keep], best[keep]] = True
+    return mask
 
 
 def match_pairs(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ One frame of ``update``:
    with the Kalman filter, after optional camera-motion compensation.
 2. Stage 1: confirmed and recently lost tracks against confident detections
    (score >= ``high_score``), cost 1 - IoU (score-weighted), fused with appearance when
-   embeddings are present.
+   embeddings are present; a pair that looks too different (``appearance_veto``) is refused
+   however well it overlaps.
 3. Stage 2 (BYTE): confirmed tracks still unmatched against the low-score detections, IoU only.
    Occluded people often get low scores; matching them keeps the track alive without letting
    low-score clutter start new tracks.
@@ -23,7 +24,8 @@ One frame of ``update``:
    confirm tracks there: they would bind clutter into tracks as readily as people. Motion, IoU
    and appearance still decide what a window cannot see: long occlusions, entries and exits.
 7. Stage 5 (re-identification): tracks lost for longer, which IoU can no longer reach, against
-   the confident detections left, by appearance alone within a motion-plausible distance.
+   the confident detections left, by appearance alone within a motion-plausible distance,
+   and only where no other candidate comes close (``reid_margin``).
 8. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
    matched, lost when missed, and removed after ``max_lost_seconds`` (``reid_max_lost_seconds``
    with embeddings). Unmatched confident detections start tentative tracks.
@@ -47,6 +49,7 @@ import numpy as np
 from heatrack.tracking.kalman import KalmanFilter
 from heatrack.tracking.matching import (
     appearance_cost,
+    decisive,
     diou_cost,
     fuse_appearance,
     iou_cost,
@@ -105,11 +108,19 @@ class TrackerConfig:
     #: A track and detection whose motion cost beats every rival in their row and column by
     #: this margin are left to motion: appearance only decides ambiguous overlaps (0: off).
     appearance_clear_margin: float = 0.1
+    #: Stage 1 refuses a pair whose appearance cost is at or above this, where both the
+    #: track and the detection have an appearance: after an occlusion the prediction often
+    #: overlaps the wrong person of a crossing pair, and a look that far off says so (1: off).
+    appearance_veto: float = 1.0
     #: Stage-5 re-identification threshold on appearance cost alone.
     reid_cost: float = 0.15
+    #: Stage 5 re-identifies only a pair whose appearance cost beats every other lost track
+    #: for that detection, and every other detection for that track, by this margin: among
+    #: look-alikes a fresh identity costs less than a wrong old one (0: off).
+    reid_margin: float = 0.0
     #: Stage-5 motion gate: the new centre must lie within this many box heights of the last
     #: observed centre, times one plus the square root of the gap in seconds.
-    reid_max_distance: float = 2.0
+    reid_max_distance: float = 1.0
     #: Momentum of a track's appearance: emb = m * emb + (1 - m) * new, then renormalised.
     embedding_momentum: float = 0.9
     #: With lazy appearance (``update(..., embed=fn)``), a track's appearance is refreshed
@@ -197,6 +208,11 @@ class _TrackTable:
 def _where(mask: np.ndarray) -> np.ndarray:
     """Indices of True entries of a 1-D mask (np.flatnonzero without its ravel overhead)."""
     return mask.nonzero()[0]
+
+
+def _has_appearance(emb: np.ndarray) -> np.ndarray:
+    """Rows that hold an embedding (lazy appearance leaves zero rows where none was made)."""
+    return (emb != 0).any(axis=1)
 
 
 def _xyxy(cxcywh: np.ndarray) -> np.ndarray:
@@ -446,11 +462,13 @@ class Tracker:
             near_pool = near[pool]
             per_det, per_track = near_pool.sum(0), near_pool.sum(1)
             ambiguous = (per_det >= 2) | near_pool[per_track >= 2].any(0)
-            has = np.linalg.norm(t.emb, axis=1) > 0 if t.emb is not None else np.zeros(len(t), bool)
+            has = _has_appearance(t.emb) if t.emb is not None else np.zeros(len(t), bool)
             stale = ~has | (self._frame - t.emb_frame >= cfg.appearance_refresh_frames)
             refresh = near[stale].any(0)
             lonely = ~near.any(0)  # births, and re-identification candidates
             need &= ambiguous | refresh | lonely
+            if cfg.appearance_veto < 1.0:  # a track back from a miss is the risky match
+                need |= (scores >= cfg.high_score) & near[pool & (t.misses > 1)].any(0)
         rows = _where(need)
         if not len(rows):
             return None if self._emb_dim is None else np.zeros((len(xyxy), self._emb_dim))
@@ -484,6 +502,10 @@ class Tracker:
             cost = linked(motion, pool, dets)
             if use_app:
                 app = appearance_cost(t.emb[pool], emb[dets])
+                if cfg.appearance_veto < 1.0:
+                    seen = _has_appearance(t.emb[pool])[:, None] & _has_appearance(emb[dets])
+                    motion = np.where(seen & (app >= cfg.appearance_veto), 1.0, motion)
+                    cost = np.where(seen & (app >= cfg.appearance_veto), 1.0, cost)
                 cost = fuse_appearance(
                     motion,
                     app,
@@ -529,6 +551,8 @@ class Tracker:
             if len(pool) and len(dets):
                 cost = appearance_cost(t.emb[pool], emb[dets])
                 cost[~self._reid_reachable(pool, xyxy[dets])] = 1.0
+                if cfg.reid_margin > 0:
+                    cost[~decisive(cost, cfg.reid_margin)] = 1.0
                 self._assign(match, free, pool, dets, cost, cfg.reid_cost)
 
     def _link_cost(self, cost: np.ndarray, pool: np.ndarray, det_links: np.ndarray) -> np.ndarray:
