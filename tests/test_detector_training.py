@@ -213,6 +213,18 @@ def test_backbone_learning_rate_scale_and_init_from_weights(synth_root, tmp_path
         assert torch.equal(a, b)
     assert other.step == 0
 
+    # A tensor of another shape (a head sized for other data) starts fresh; the rest loads.
+    name = next(k for k, v in mine.items() if v.ndim == 4)
+    state = dict(mine)
+    state[name] = torch.zeros(3, *mine[name].shape[1:])
+    torch.save({"model": state}, first)
+    third, _ = build(dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, seed=8)))
+    fresh = third.model.state_dict()[name].clone()
+    third.load_weights(first)
+    loaded = third.model.state_dict()
+    assert torch.equal(loaded[name], fresh)
+    assert all(torch.equal(loaded[k], v) for k, v in mine.items() if k != name)
+
 
 def _yolo_dataset(root, boxes_per_image):
     """A YOLO folder: grey images with a dark person-sized block per box; labels normalised.

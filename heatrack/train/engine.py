@@ -163,7 +163,15 @@ class Engine:
         if not path.is_file():
             return False
         state = load_checkpoint(path, self.device)
-        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        own = self.model.state_dict()
+        weights = state["model"]
+        # A head sized for other data (an identity classifier over other people) starts fresh.
+        resized = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+        if resized:
+            log.info("%s: %d tensors of another shape start fresh (%s)", path, len(resized),
+                     ", ".join(resized[:3]))  # fmt: skip
+            weights = {k: v for k, v in weights.items() if k not in resized}
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
         if missing:  # a part new in this model (a head added for fine-tuning) starts fresh
@@ -179,7 +187,15 @@ class Engine:
         """Start from another run's model weights (fine-tuning, a self-training round): the
         optimiser, schedule and counters start afresh."""
         state = load_checkpoint(path, self.device)
-        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        own = self.model.state_dict()
+        weights = state["model"]
+        # A head sized for other data (an identity classifier over other people) starts fresh.
+        resized = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+        if resized:
+            log.info("%s: %d tensors of another shape start fresh (%s)", path, len(resized),
+                     ", ".join(resized[:3]))  # fmt: skip
+            weights = {k: v for k, v in weights.items() if k not in resized}
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
         if missing:  # a part new in this model (a head added for fine-tuning) starts fresh
