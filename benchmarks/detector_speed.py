@@ -65,7 +65,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--video", type=Path, default=DATA / "videos" / "london-crossing.mp4")
-    ap.add_argument("--frames", type=int, nargs="+", default=[1, 3, 5], help="window lengths T")
+    ap.add_argument(
+        "--frames", type=int, nargs="*", default=[1, 3, 5], help="window lengths T (none: skip)"
+    )
+    ap.add_argument("--checkpoint", help="detector for the second table (default: the shipped one)")
     ap.add_argument("--long-side", type=int, default=512)
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the shipped detector")
@@ -93,10 +96,11 @@ def main() -> None:
             flush=True,
         )
     os.environ.setdefault("HEATRACK_CACHE", tempfile.mkdtemp(prefix="heatrack-speed-"))
-    shipped = load_detector()
-    version, t = shipped.meta.get("version", "?"), shipped.model.config.frames
+    shipped = load_detector(args.checkpoint)
+    version, t = shipped.meta.get("version", args.checkpoint), shipped.model.config.frames
+    in_w, in_h, _, _ = network_size(*open_source(args.video).size, args.long_side)
     print(
-        f"\nThe shipped detector {version} (T = {t}, {in_w}x{in_h}): links on and off alternate "
+        f"\nThe detector {version} (T = {t}, {in_w}x{in_h}): links on and off alternate "
         f"{args.repeat} times per backend (median FPS); the links' cost is also timed inside "
         "the runs with links (displacement head + linker, against the rest of each frame), "
         "which the machine's drift between runs does not blur."
@@ -109,7 +113,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for links in (False, True):
                 config = InferenceConfig(input_long_side=args.long_side, use_links=links)
-                detector = load_detector(config=config, backend=backend)
+                detector = load_detector(args.checkpoint, config=config, backend=backend)
                 timer = LinkTimer(detector) if links else None
                 n, rate = stream_fps(detector, args.video, args.max_frames)
                 fps[links].append(rate)
