@@ -119,7 +119,8 @@ def main() -> None:
     embedder = load_embedder(args.embedder)
     base = tracker_config_for(detector, embedder)
     folders = [DATA / s for s in args.sequences]
-    cache = args.cache / Path(args.checkpoint or "shipped").stem
+    # One cache per (detector, embedder) pair: other models make other detections and vectors.
+    cache = args.cache / f"{Path(args.checkpoint or 'shipped').stem}+{Path(args.embedder or 'shipped').stem}"
     frames = {f.name: cached_frames(f, detector, embedder, cache) for f in folders}
 
     names = list(GRID)
