@@ -120,7 +120,8 @@ def main() -> None:
     base = tracker_config_for(detector, embedder)
     folders = [DATA / s for s in args.sequences]
     # One cache per (detector, embedder) pair: other models make other detections and vectors.
-    cache = args.cache / f"{Path(args.checkpoint or 'shipped').stem}+{Path(args.embedder or 'shipped').stem}"
+    models = (Path(args.checkpoint or "shipped").stem, Path(args.embedder or "shipped").stem)
+    cache = args.cache / "+".join(models)
     frames = {f.name: cached_frames(f, detector, embedder, cache) for f in folders}
 
     names = list(GRID)
