@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import platform
 import time
 from pathlib import Path
@@ -114,6 +115,12 @@ def main() -> None:
     ap.add_argument("--embedder", help="embedder weights (default: the shipped one)")
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "appearance_folds")
+    ap.add_argument(
+        "--grid",
+        type=json.loads,
+        default=GRID,
+        help='JSON {"TrackerConfig field": [values], ...} (default: the grid above)',
+    )
     args = ap.parse_args()
     detector = load_detector(args.checkpoint)
     embedder = load_embedder(args.embedder)
@@ -124,8 +131,8 @@ def main() -> None:
     cache = args.cache / "+".join(models)
     frames = {f.name: cached_frames(f, detector, embedder, cache) for f in folders}
 
-    names = list(GRID)
-    settings = [dict(zip(names, v, strict=True)) for v in itertools.product(*GRID.values())]
+    names = list(args.grid)
+    settings = [dict(zip(names, v, strict=True)) for v in itertools.product(*args.grid.values())]
     results: dict[str, list[dict]] = {}
     for f in folders:
         results[f.name] = [score(f, frames[f.name], dataclasses.replace(base, **s), True)
