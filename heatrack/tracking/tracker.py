@@ -112,6 +112,10 @@ class TrackerConfig:
     #: track and the detection have an appearance: after an occlusion the prediction often
     #: overlaps the wrong person of a crossing pair, and a look that far off says so (1: off).
     appearance_veto: float = 1.0
+    #: The veto only applies where the stage-1 motion cost is at least this (1 - IoU, score
+    #: weighted with ``fuse_score``): a near-perfect overlap is left to motion, since a
+    #: partial or badly placed box can look unlike its own person (0: veto every pair).
+    appearance_veto_min_cost: float = 0.35
     #: Stage-5 re-identification threshold on appearance cost alone.
     reid_cost: float = 0.15
     #: Stage 5 re-identifies only a pair whose appearance cost beats every other lost track
@@ -504,8 +508,10 @@ class Tracker:
                 app = appearance_cost(t.emb[pool], emb[dets])
                 if cfg.appearance_veto < 1.0:
                     seen = _has_appearance(t.emb[pool])[:, None] & _has_appearance(emb[dets])
-                    motion = np.where(seen & (app >= cfg.appearance_veto), 1.0, motion)
-                    cost = np.where(seen & (app >= cfg.appearance_veto), 1.0, cost)
+                    veto = seen & (app >= cfg.appearance_veto)
+                    veto &= motion >= cfg.appearance_veto_min_cost
+                    motion = np.where(veto, 1.0, motion)
+                    cost = np.where(veto, 1.0, cost)
                 cost = fuse_appearance(
                     motion,
                     app,
