@@ -277,7 +277,7 @@ def appearance_thresholds(
     The tracker compares people of one video, so only pairs of *different* people in the same
     sequence count: ``appearance_gate`` lets 1% of them through, ``reid_cost`` (re-identifying
     a lost track on appearance alone, a bolder act) 0.2%, and ``appearance_veto`` (refusing a
-    pair however well it overlaps) stops the 92.5% that look least alike. A fixed cosine
+    pair unless it overlaps near perfectly) stops the 92.5% that look least alike. A fixed cosine
     threshold would suit one embedder and mislead the next. (The percentiles were chosen on
     PETS09-S2L1 and TUD-Stadtmitte: ``benchmarks/appearance_folds.py``.)"""
     emb = np.asarray(embeddings, np.float64)

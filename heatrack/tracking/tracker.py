@@ -7,7 +7,7 @@ One frame of ``update``:
 2. Stage 1: confirmed and recently lost tracks against confident detections
    (score >= ``high_score``), cost 1 - IoU (score-weighted), fused with appearance when
    embeddings are present; a pair that looks too different (``appearance_veto``) is refused
-   however well it overlaps.
+   unless it overlaps near perfectly (``appearance_veto_min_cost``).
 3. Stage 2 (BYTE): confirmed tracks still unmatched against the low-score detections, IoU only.
    Occluded people often get low scores; matching them keeps the track alive without letting
    low-score clutter start new tracks.
