@@ -163,19 +163,7 @@ class Engine:
         if not path.is_file():
             return False
         state = load_checkpoint(path, self.device)
-        own = self.model.state_dict()
-        weights = state["model"]
-        # A head sized for other data (an identity classifier over other people) starts fresh.
-        resized = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
-        if resized:
-            log.info("%s: %d tensors of another shape start fresh (%s)", path, len(resized),
-                     ", ".join(resized[:3]))  # fmt: skip
-            weights = {k: v for k, v in weights.items() if k not in resized}
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        if unexpected:
-            raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
-        if missing:  # a part new in this model (a head added for fine-tuning) starts fresh
-            log.info("%s: %d tensors start fresh (%s, ...)", path, len(missing), missing[0])
+        self._load_model(path, state["model"], reshape=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = state["step"], state["epoch"]
@@ -186,15 +174,19 @@ class Engine:
     def load_weights(self, path: str | os.PathLike) -> None:
         """Start from another run's model weights (fine-tuning, a self-training round): the
         optimiser, schedule and counters start afresh."""
-        state = load_checkpoint(path, self.device)
-        own = self.model.state_dict()
-        weights = state["model"]
-        # A head sized for other data (an identity classifier over other people) starts fresh.
-        resized = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
-        if resized:
-            log.info("%s: %d tensors of another shape start fresh (%s)", path, len(resized),
-                     ", ".join(resized[:3]))  # fmt: skip
-            weights = {k: v for k, v in weights.items() if k not in resized}
+        self._load_model(path, load_checkpoint(path, self.device)["model"], reshape=True)
+
+    def _load_model(self, path, weights: dict, reshape: bool) -> None:
+        """Model weights from ``path``: tensors this model lacks are an error; parts new in
+        this model start fresh, and with ``reshape`` so do tensors of another shape (a head
+        sized for other data, such as an identity classifier over other people)."""
+        if reshape:
+            own = self.model.state_dict()
+            resized = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+            if resized:
+                log.info("%s: %d tensors of another shape start fresh (%s)", path, len(resized),
+                         ", ".join(resized[:3]))  # fmt: skip
+                weights = {k: v for k, v in weights.items() if k not in resized}
         missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"{path}: weights for parts this model lacks: {unexpected[:5]}")
