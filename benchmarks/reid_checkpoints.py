@@ -60,7 +60,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "input":
         ck = torch.load(args.checkpoint, weights_only=False)
-        ck["extra"]["config"]["model"]["input_size"] = (args.height, args.width)
+        if "model_config" in ck:  # shipped / exported weights
+            ck["model_config"]["input_size"] = [args.height, args.width]
+        else:  # a training checkpoint
+            ck["extra"]["config"]["model"]["input_size"] = (args.height, args.width)
         torch.save(ck, args.output)
     elif args.cmd == "thresholds":
         from heatrack.data.reid import CropConfig, collect_crops

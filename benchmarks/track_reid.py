@@ -16,6 +16,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+import yaml
+
 from heatrack.data.reid import CropConfig, collect_crops
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.io.cache import FrameCache
@@ -47,10 +49,18 @@ def main() -> None:
         default=TrackerConfig().appearance_clear_margin,
         help="TrackerConfig.appearance_clear_margin (0: appearance may override any IoU match)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a TrackerConfig field over the embedder's thresholds and the defaults (repeatable)",
+    )
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "cache" / "frames")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "track_reid.md")
     args = ap.parse_args()
     folds = dict(f.split("=", 1) for f in args.fold)
+    overrides = {k: yaml.safe_load(v) for k, v in (f.split("=", 1) for f in args.set)}
     config = TrackerConfig(appearance_clear_margin=args.clear_margin)
     lines = [
         f"Date {time.strftime('%Y-%m-%d')}. MOT15 public detections, TrackerConfig defaults.",
@@ -76,6 +86,7 @@ def main() -> None:
             run_config = config
             if emb is not None:  # the embedder's own calibrated thresholds
                 run_config = dataclasses.replace(config, **emb.meta.get("tracker", {}))
+                run_config = dataclasses.replace(run_config, **overrides)
             _, rows = track_public_detections(
                 folder, folder / "det" / "det.txt", run_config, embedder=emb
             )
