@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from links_appearance import detections_and_embeddings
 
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate
 from heatrack.inference import load_detector
 from heatrack.io.mot import read_gt, read_seqinfo
-from heatrack.io.sources import MotSequenceSource
 from heatrack.models.reid import load_embedder
 from heatrack.pipeline import frames_to_rows
 from heatrack.run import tracker_config_for
@@ -56,33 +56,25 @@ def cached_frames(folder: Path, detector, embedder, cache: Path) -> list:
     when there, else computed and stored."""
     path = cache / f"{folder.name}.npz"
     if not path.exists():
-        images: dict[int, np.ndarray] = {}
-
-        def remember():
-            for index, image in MotSequenceSource(folder):
-                images[index] = image
-                yield index, image
-
-        arrays: dict[str, list] = {"index": [], "xyxy": [], "scores": [], "emb": []}
-        for index, dets, _ in detector.stream(remember()):
-            arrays["index"].append(np.full(len(dets), index))
-            arrays["xyxy"].append(dets.xyxy)
-            arrays["scores"].append(dets.scores)
-            arrays["emb"].append(embedder.embed(images.pop(index), dets.xyxy))
+        frames = detections_and_embeddings(folder, detector, embedder)
+        arrays = {
+            "index": np.concatenate([np.full(len(d), i) for i, d, _ in frames]),
+            "xyxy": np.concatenate([d.xyxy for _, d, _ in frames]),
+            "scores": np.concatenate([d.scores for _, d, _ in frames]),
+            "emb": np.concatenate([e for _, _, e in frames]),
+        }
         cache.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.npz")
-        np.savez(partial, **{k: np.concatenate(v) for k, v in arrays.items()})
+        np.savez(partial, **arrays)
         partial.replace(path)
-    data = np.load(path)
+    with np.load(path) as data:
+        index, xyxy, scores, emb = (data[k] for k in ("index", "xyxy", "scores", "emb"))
     length = read_seqinfo(folder).length
-    frames = []
-    for index in range(1, length + 1):
-        rows = data["index"] == index
-        dets = Detections(
-            xyxy=data["xyxy"][rows], scores=data["scores"][rows], embeddings=data["emb"][rows]
-        )
-        frames.append((index, dets))
-    return frames
+    bounds = np.searchsorted(index, np.arange(1, length + 2))  # rows are in frame order
+    return [
+        (i, Detections(xyxy=xyxy[a:b], scores=scores[a:b], embeddings=emb[a:b]))
+        for i, a, b in zip(range(1, length + 1), bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def score(folder: Path, frames: list, config: TrackerConfig, appearance: bool) -> dict:
