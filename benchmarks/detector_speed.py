@@ -7,9 +7,10 @@ counter (one encode plus one window of fusion and heads: in streaming each new f
 exactly that) and compares the achieved rate with the machine's measured matmul throughput.
 
 The architecture's rows (T = 1, 3, 5) use an untrained HeatmapNet: the network's cost does
-not depend on its weights. A second table streams the shipped detector itself, with its
-displacement head and linker (whose cost grows with the number of people) and without them,
-on torch and on ONNX Runtime (exported to a temporary cache, export untimed).
+not depend on its weights. A second table streams a trained detector (the shipped one, or
+``--checkpoint``), with its displacement head and linker (whose cost grows with the number of
+people) and without them, on torch and on ONNX Runtime (exported to a temporary cache, export
+untimed).
 
     python benchmarks/detector_speed.py --video ../shared/data/videos/london-crossing.mp4
 """
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="detector for the second table (default: the shipped one)")
     ap.add_argument("--long-side", type=int, default=512)
     ap.add_argument("--max-frames", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the shipped detector")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the second table's detector")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     peak = matmul_gflops()
@@ -96,8 +97,8 @@ def main() -> None:
             flush=True,
         )
     os.environ.setdefault("HEATRACK_CACHE", tempfile.mkdtemp(prefix="heatrack-speed-"))
-    shipped = load_detector(args.checkpoint)
-    version, t = shipped.meta.get("version", args.checkpoint), shipped.model.config.frames
+    trained = load_detector(args.checkpoint)
+    version, t = trained.meta.get("version", args.checkpoint), trained.model.config.frames
     in_w, in_h, _, _ = network_size(*open_source(args.video).size, args.long_side)
     print(
         f"\nThe detector {version} (T = {t}, {in_w}x{in_h}): links on and off alternate "

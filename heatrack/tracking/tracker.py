@@ -665,13 +665,13 @@ class Tracker:
             t.emb = np.zeros((len(t), emb.shape[1]))
         m = self.config.embedding_momentum
         old = t.emb[rows]
-        has_old = np.linalg.norm(old, axis=1) > 0
+        has_old = _has_appearance(old)
         # Confident detections teach appearance; occluded, low-score ones would blur it.
         teach = scores >= self.config.high_score
         new = np.where(has_old[:, None], m * old + (1 - m) * emb, emb)
         new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
         t.emb[rows] = np.where((teach | ~has_old)[:, None], new, old)
-        seen = teach & (np.linalg.norm(emb, axis=1) > 0)  # zero rows: not embedded this frame
+        seen = teach & _has_appearance(emb)  # zero rows: not embedded this frame
         t.emb_frame[rows[seen]] = self._frame
 
     def _start_tracks(
