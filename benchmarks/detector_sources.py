@@ -13,7 +13,9 @@ frame of a source, three detectors:
 
 A MOT sequence is streamed whole (the T-frame windows see real neighbours) and every
 ``--step``-th labelled frame scored; a still image is a clip of T copies of itself, its middle
-frame scored. Scoring is ``heatrack.eval.detection`` (IoU 0.5, ignore regions honoured).
+frame scored. Scoring is ``heatrack.eval.detection`` (IoU 0.5, ignore regions honoured). Both
+networks' boxes count from a score of 0.01 (``--score-threshold``), without a cap per frame
+below 1,000 (YOLOX-nano's decoding has none): AP needs the low-score tail of each.
 YOLOX and HOG detections are kept in ``--cache`` (they do not change between runs).
 
     python benchmarks/detector_sources.py --folds runs/sources --json outputs/sources.json
@@ -119,10 +121,17 @@ def main() -> None:
     ap.add_argument("--long-side", type=int, default=512)
     ap.add_argument("--peak-window", type=int, default=DecodeConfig.level_peak_window,
                     help="levels models: DecodeConfig.level_peak_window")  # fmt: skip
+    ap.add_argument("--score-threshold", type=float, default=0.01,
+                    help="heatrack's boxes kept for AP: from 0.01, as YOLOX-nano's")  # fmt: skip
+    ap.add_argument("--top-k", type=int, default=1000,
+                    help="DecodeConfig.top_k: boxes per frame (YOLOX-nano: no cap)")  # fmt: skip
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "baselines")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    decode = DecodeConfig(score_threshold=0.05, level_peak_window=args.peak_window)
+    decode = DecodeConfig(
+        score_threshold=args.score_threshold, top_k=args.top_k,
+        level_peak_window=args.peak_window,
+    )  # fmt: skip
     config = InferenceConfig(input_long_side=args.long_side, decode=decode)
     yolox = YoloxPeople(YOLOX, score_threshold=0.01)
     hog = cv2.HOGDescriptor()

@@ -128,7 +128,10 @@ def main() -> None:
         help="held-out sequence and the embedder trained without it",
     )  # fmt: skip
     ap.add_argument("--window-seconds", type=float, default=1.0)
-    ap.add_argument("--colour-weight", type=float, default=0.7)
+    ap.add_argument(
+        "--colour-weight", type=float, nargs="+", default=[0.7],
+        help="one row per weight: heatrack's vectors with the HSV histogram mixed in at it",
+    )  # fmt: skip
     ap.add_argument(
         "--stored-size", type=int, nargs=2, default=(288, 144), metavar=("H", "W"),
         help="crops are cut once at this size; each model then sees the same central view "
@@ -164,11 +167,12 @@ def main() -> None:
             run = Path(ckpt).parent.name if Path(ckpt).stem == "last" else Path(ckpt).stem
             tag = f"{run}, {size[0]}x{size[1]}"  # two files of one run stay apart
             vectors = ours.embed_crops(view)
-            mixed = dataclasses.replace(ours.config, colour_weight=args.colour_weight)
             embedded[f"heatrack embedder ({tag})"] = vectors
-            embedded[f"heatrack embedder + colour {args.colour_weight:g} ({tag})"] = with_colour(
-                vectors, view, mixed
-            )
+            for weight in args.colour_weight:
+                mixed = dataclasses.replace(ours.config, colour_weight=weight)
+                embedded[f"heatrack embedder + colour {weight:g} ({tag})"] = with_colour(
+                    vectors, view, mixed
+                )
             speed_models[tag] = (ours, view, ckpt)
         if OSNET_ONNX.is_file():
             osnet_view = central_view(crops.images, EVAL_VIEW, OsnetOnnx.input_size)

@@ -252,6 +252,26 @@ def test_neighbouring_cells_are_two_people_when_nms_alone_decides(window, found)
     np.testing.assert_allclose(dets.scores, [0.8, 0.7][:found])
 
 
+def test_top_k_caps_people_after_nms_not_cells_before_it():
+    """A crowd whose people each light several cells: with 3 boxes allowed, the 3 strongest
+    people come out, not the 3 strongest cells (which all belong to one person)."""
+    from heatrack.models.decode import decode_levels
+
+    layout = [(8, 4, 8)]  # one row per person pair, 32 cells
+    heat, size, offset = torch.zeros(32), torch.zeros(2, 32), torch.zeros(2, 32)
+    size[:] = torch.log(torch.tensor(1.0))  # 8 x 8 px boxes
+    for person, col in enumerate((0, 3, 6)):
+        for dc, d in ((0, 0.0), (1, 0.05)):  # the person's cell and a weaker shifted copy
+            cell = 8 + col + dc
+            heat[cell] = 0.9 - 0.1 * person - d
+            offset[0, cell] = 0.5 - dc  # the copy's box sits on the person's own
+            offset[1, cell] = 0.5
+    config = DecodeConfig(score_threshold=0.3, top_k=3, level_nms_iou=0.5)
+    dets = decode_levels(heat, size, offset, layout, (1.0, 1.0), config)
+    np.testing.assert_allclose(dets.scores, [0.9, 0.8, 0.7], atol=1e-6)
+    np.testing.assert_allclose(dets.xyxy[:, 0], [0.0, 24.0, 48.0], atol=1e-4)
+
+
 def test_level_targets_put_each_person_on_the_level_of_its_scale():
     from heatrack.data.clips import render_level_targets
     from heatrack.models.heatmap import levels_layout

@@ -13,6 +13,7 @@ may peak in both, so boxes across levels then go through one greedy NMS.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,8 @@ from heatrack.types import Detections
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    #: Most peaks kept per frame before the score threshold.
+    #: Most peaks kept per frame before the score threshold (levels models: most boxes kept
+    #: after NMS; every cell above the threshold is a candidate).
     top_k: int = 100
     #: Peaks below this heatmap probability are dropped.
     score_threshold: float = 0.3
@@ -109,12 +111,15 @@ def decode_levels(
     for stride, h, w in layout:
         n = h * w
         level = slice(start, start + n)
+        # Every cell above the threshold is a candidate: with a window of 1 a person covers
+        # several cells, and a cap before NMS drops whole people in crowds (MOT17-mini AP50
+        # 0.544 with 100 candidates per level against 0.610 with all). ``top_k`` caps after NMS.
         found = decode_frame(
             heat[level].reshape(h, w),
             size[:, level].reshape(2, h, w),
             offset[:, level].reshape(2, h, w),
             (scale[0] * stride / STRIDE, scale[1] * stride / STRIDE),
-            config,
+            dataclasses.replace(config, top_k=n),
             window=config.level_peak_window,
         )
         boxes.append(found.xyxy)
