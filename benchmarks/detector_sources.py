@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=1, help="every step-th labelled frame / image")
     ap.add_argument("--pets-step", type=int, default=5, help="PETS09's 795 frames: every 5th")
     ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
+                    help="heatrack multi-scale: InferenceConfig.extra_long_sides")  # fmt: skip
     ap.add_argument("--peak-window", type=int, default=DecodeConfig.level_peak_window,
                     help="levels models: DecodeConfig.level_peak_window")  # fmt: skip
     ap.add_argument("--score-threshold", type=float, default=0.01,
@@ -132,7 +134,10 @@ def main() -> None:
         score_threshold=args.score_threshold, top_k=args.top_k,
         level_peak_window=args.peak_window,
     )  # fmt: skip
-    config = InferenceConfig(input_long_side=args.long_side, decode=decode)
+    config = InferenceConfig(
+        input_long_side=args.long_side, extra_long_sides=tuple(args.extra_long_sides),
+        decode=decode,
+    )  # fmt: skip
     yolox = YoloxPeople(YOLOX, score_threshold=0.01)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

@@ -71,6 +71,8 @@ def main() -> None:
     )
     ap.add_argument("--checkpoint", help="detector for the second table (default: the shipped one)")
     ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
+                    help="second table: InferenceConfig.extra_long_sides")  # fmt: skip
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the second table's detector")
     args = ap.parse_args()
@@ -100,8 +102,9 @@ def main() -> None:
     trained = load_detector(args.checkpoint)
     version, t = trained.meta.get("version", args.checkpoint), trained.model.config.frames
     in_w, in_h, _, _ = network_size(*open_source(args.video).size, args.long_side)
+    passes = "".join(f" + {x}" for x in args.extra_long_sides)
     print(
-        f"\nThe detector {version} (T = {t}, {in_w}x{in_h}): links on and off alternate "
+        f"\nThe detector {version} (T = {t}, {in_w}x{in_h}{passes}): links on and off alternate "
         f"{args.repeat} times per backend (median FPS); the links' cost is also timed inside "
         "the runs with links (displacement head + linker, against the rest of each frame), "
         "which the machine's drift between runs does not blur."
@@ -113,7 +116,10 @@ def main() -> None:
         spent, total = 0.0, 0.0
         for _ in range(args.repeat):
             for links in (False, True):
-                config = InferenceConfig(input_long_side=args.long_side, use_links=links)
+                config = InferenceConfig(
+                    input_long_side=args.long_side, use_links=links,
+                    extra_long_sides=tuple(args.extra_long_sides),
+                )  # fmt: skip
                 detector = load_detector(args.checkpoint, config=config, backend=backend)
                 timer = LinkTimer(detector) if links else None
                 n, rate = stream_fps(detector, args.video, args.max_frames)

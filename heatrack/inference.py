@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 
+from heatrack.boxes import nms
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
 from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
@@ -51,6 +52,11 @@ class InferenceConfig:
     #: Frames are resized so that their longer side is this many pixels (512: a 16:9 video
     #: becomes 512x288, which keeps the default model above 20 frames per second on 2 cores).
     input_long_side: int = 512
+    #: More passes at these long sides (multi-scale inference): each pass is decoded on its
+    #: own and the boxes of all passes go through one NMS (``decode.level_nms_iou``). A
+    #: smaller second pass finds people too large for the first one's coarsest level (close
+    #: people filling a 640x640 image). Not with the displacement head's links.
+    extra_long_sides: tuple[int, ...] = ()
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Tracklet linking from the displacement head (models that have it).
     links: LinkConfig = field(default_factory=LinkConfig)
@@ -128,33 +134,42 @@ class Detector:
         network's stride, over the frame only (the padding cut away).
         """
         t = self.frames
-        queue: deque = deque()  # (index, features, size) of frames whose windows are not done
-        sums: dict[int, dict[str, torch.Tensor]] = {}
-        counts: dict[int, int] = {}
+        sides = (self.config.input_long_side, *self.config.extra_long_sides)
+        if len(sides) > 1 and self.model.config.displacement and self.config.use_links:
+            raise ValueError(
+                "extra_long_sides (multi-scale) cannot be combined with the displacement "
+                "head's links: turn links off (use_links=False, heatrack track --no-links)"
+            )
+        # Per pass: (index, features, size) of frames whose windows are not done, and the
+        # map sums and window counts of frames being averaged.
+        queues: list[deque] = [deque() for _ in sides]
+        sums: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in sides]
+        counts: list[dict[int, int]] = [{} for _ in sides]
         self._linker = TrackletLinker(self.config.links)
         self._finished = None  # features of the last frame decoded: the pair of the next
-        size, frame_wh = None, None
+        sizes, frame_wh = [], None
         for index, image in frames:
             if (image.shape[1], image.shape[0]) != frame_wh:
                 frame_wh = (image.shape[1], image.shape[0])
-                size = network_size(*frame_wh, self.config.input_long_side)
+                sizes = [network_size(*frame_wh, side) for side in sides]
                 # Map cells over the frame (the input is padded right and bottom).
                 finest = getattr(self.model, "strides", (STRIDE,))[0]  # stand-ins: one level
-                self._valid_cells[size] = (
-                    int(np.ceil(frame_wh[1] / size[3] / finest)),
-                    int(np.ceil(frame_wh[0] / size[2] / finest)),
+                self._valid_cells[sizes[0]] = (
+                    int(np.ceil(frame_wh[1] / sizes[0][3] / finest)),
+                    int(np.ceil(frame_wh[0] / sizes[0][2] / finest)),
                 )
-            x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
-            feats = self.model.encode(x)
-            queue.append((index, feats, size))
-            if len(queue) == t:
-                self._run_window(list(queue), sums, counts)
-                yield self._finish(queue.popleft(), sums, counts, keep_maps)
-        if queue and not counts:  # fewer frames than a window: pad with the last frame
-            window = list(queue) + [queue[-1]] * (t - len(queue))
-            self._run_window(window, sums, counts)
-        while queue:  # the last T - 1 frames: every window containing them has run
-            yield self._finish(queue.popleft(), sums, counts, keep_maps)
+            for queue, size in zip(queues, sizes, strict=True):
+                x = preprocess(image, size).contiguous(memory_format=torch.channels_last)
+                queue.append((index, self.model.encode(x), size))
+            if len(queues[0]) == t:
+                for queue, s, c in zip(queues, sums, counts, strict=True):
+                    self._run_window(list(queue), s, c)
+                yield self._finish(queues, sums, counts, keep_maps)
+        if queues[0] and not counts[0]:  # fewer frames than a window: pad with the last frame
+            for queue, s, c in zip(queues, sums, counts, strict=True):
+                self._run_window(list(queue) + [queue[-1]] * (t - len(queue)), s, c)
+        while queues[0]:  # the last T - 1 frames: every window containing them has run
+            yield self._finish(queues, sums, counts, keep_maps)
 
     def _run_window(self, window, sums, counts) -> None:
         if self.levels:  # per level, (1, T, C, h, w)
@@ -181,17 +196,44 @@ class Detector:
                 sums[index] = maps
             counts[index] = counts.get(index, 0) + 1
 
-    def _finish(self, item, sums, counts, keep_maps):
+    def _finish(self, queues, sums, counts, keep_maps):
+        """The oldest frame of every pass: decoded, the passes' boxes merged, linked."""
+        found = [
+            self._decode(queue.popleft(), s, c, main=k == 0)
+            for k, (queue, s, c) in enumerate(zip(queues, sums, counts, strict=True))
+        ]
+        index, dets, maps, size, layout = found[0]
+        if len(found) > 1:
+            xyxy = np.concatenate([f[1].xyxy for f in found])
+            scores = np.concatenate([f[1].scores for f in found])
+            keep = nms(xyxy, scores, self.config.decode.level_nms_iou)[: self.config.decode.top_k]
+            dets = Detections(xyxy=xyxy[keep], scores=scores[keep])
+        if self.model.config.displacement and self.config.use_links:
+            if dets.displacement is None:  # the stream's first frame: nothing before it
+                dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
+            dets = dataclasses.replace(dets, tracklets=self._linker.update(dets, index))
+        if not keep_maps:
+            return index, dets, None
+        rows, cols = self._valid_cells[size]
+        heat = maps["heatmap"]
+        if self.levels:  # every level on the finest one's grid
+            heat = levels_on_grid(heat[0], layout)
+        return index, dets, {"heatmap": heat[:rows, :cols].numpy()}
+
+    def _decode(self, item, sums, counts, main: bool):
+        """One pass's averaged maps of a frame -> (index, detections, maps, size, layout);
+        the ``main`` pass also reads the displacement head (with the previous frame)."""
         index, feats, size = item
         n = counts.pop(index)
         maps = {name: m / n for name, m in sums.pop(index).items()}
         displacement = None
-        links = self.model.config.displacement and self.config.use_links
-        previous, self._finished = self._finished, feats
-        if links and previous is not None and previous.shape == feats.shape:
+        if main:
+            previous, self._finished = self._finished, feats
+            links = self.model.config.displacement and self.config.use_links
+            if links and previous is not None and previous.shape == feats.shape:
 
-            def displacement(rows, cols):  # read at the peaks only: a few patches a frame
-                return self.model.displace_at(previous, feats, rows, cols)
+                def displacement(rows, cols):  # read at the peaks only: a few patches a frame
+                    return self.model.displace_at(previous, feats, rows, cols)
 
         layout = levels_layout(self.model.strides, size[1], size[0]) if self.levels else None
         if self.levels:
@@ -206,17 +248,7 @@ class Detector:
                 config=self.config.decode,
                 displacement=displacement,
             )
-        if links:
-            if dets.displacement is None:  # the stream's first frame: nothing before it
-                dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))
-            dets = dataclasses.replace(dets, tracklets=self._linker.update(dets, index))
-        if not keep_maps:
-            return index, dets, None
-        rows, cols = self._valid_cells[size]
-        heat = maps["heatmap"]
-        if self.levels:  # every level on the finest one's grid
-            heat = levels_on_grid(heat[0], layout)
-        return index, dets, {"heatmap": heat[:rows, :cols].numpy()}
+        return index, dets, maps, size, layout
 
 
 def load_detector(

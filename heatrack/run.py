@@ -106,6 +106,8 @@ class Models:
     #: Detector weights; None: the shipped detector.
     checkpoint: str | None = None
     input_long_side: int = 512
+    #: More detector passes (``InferenceConfig.extra_long_sides``).
+    extra_long_sides: tuple[int, ...] = ()
     use_links: bool = True
     backend: str = "onnxruntime"
     #: Appearance: "shipped", a weights file, or "none".
@@ -125,7 +127,10 @@ class Models:
 
         backend = usable_backend(self.backend)
         inference = InferenceConfig(
-            input_long_side=self.input_long_side, use_links=self.use_links, threads=self.threads
+            input_long_side=self.input_long_side,
+            extra_long_sides=tuple(self.extra_long_sides),
+            use_links=self.use_links,
+            threads=self.threads,
         )
         detector = load_detector(self.checkpoint, inference, backend=backend)
         embedder = None

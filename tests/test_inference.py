@@ -177,3 +177,40 @@ def test_folding_batch_norms_keeps_the_outputs():
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
     for name in before:
         torch.testing.assert_close(after[name], before[name], atol=1e-4, rtol=1e-4)
+
+
+def test_extra_long_sides_merge_every_pass_by_one_nms(net):
+    """Multi-scale: each frame's boxes are those of one NMS over the passes' boxes together,
+    each pass decoded as alone; every frame still comes out once, in order."""
+    from heatrack.boxes import nms
+    from heatrack.models.decode import DecodeConfig
+
+    decode = DecodeConfig(score_threshold=0.0, top_k=20, level_nms_iou=0.5)
+    alone = {
+        side: {
+            i: d
+            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
+        }  # fmt: skip
+        for side in (128, 64)
+    }
+    both = Detector(net, InferenceConfig(128, extra_long_sides=(64,), decode=decode))
+    out = list(both.stream(frames(4)))
+    assert [i for i, _, _ in out] == [1, 2, 3, 4]
+    for i, dets, _ in out:
+        xyxy = np.concatenate([alone[128][i].xyxy, alone[64][i].xyxy])
+        scores = np.concatenate([alone[128][i].scores, alone[64][i].scores])
+        keep = nms(xyxy, scores, 0.5)[:20]
+        np.testing.assert_allclose(dets.xyxy, xyxy[keep])
+        assert len(dets) > len(alone[128][i]) // 2  # not an empty merge
+
+
+def test_extra_long_sides_refuse_the_links_they_cannot_keep():
+    torch.manual_seed(0)
+    linked = HeatmapNet(
+        HeatmapNetConfig(frames=2, channels=16, displacement=True), pretrained=False
+    )
+    config = InferenceConfig(128, extra_long_sides=(64,))
+    with pytest.raises(ValueError, match="--no-links"):
+        list(Detector(linked, config).stream(frames(2)))
+    config = InferenceConfig(128, extra_long_sides=(64,), use_links=False)
+    assert len(list(Detector(linked, config).stream(frames(2)))) == 2
