@@ -44,7 +44,7 @@ from regimes import detector_output  # noqa: E402
 from track_peers import BoxmotPeer, Heatrack, run_tracker  # noqa: E402
 
 from heatrack.eval.mot import COMBINED, SequenceData, evaluate  # noqa: E402
-from heatrack.inference import load_detector  # noqa: E402
+from heatrack.inference import InferenceConfig, load_detector  # noqa: E402
 from heatrack.io.mot import (  # noqa: E402
     MotRows,
     read_detections,
@@ -62,11 +62,11 @@ COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
 def heatrack_rows(
-    folder: Path, appearance: bool, checkpoint=None, embedder_weights=None
+    folder: Path, appearance: bool, checkpoint=None, embedder_weights=None, extra_long_sides=()
 ) -> tuple[MotRows, float]:
     """Results of the shipped models (or the detector ``checkpoint`` and the embedder
     ``embedder_weights``) on a sequence, and frames per second end to end."""
-    detector = load_detector(checkpoint)
+    detector = load_detector(checkpoint, InferenceConfig(extra_long_sides=tuple(extra_long_sides)))
     if checkpoint is not None and "tracker" not in detector.meta:  # training checkpoints
         detector.meta = {**detector.meta, "tracker": load_detector().meta["tracker"]}
     embedder = load_embedder(embedder_weights) if appearance else None
@@ -118,6 +118,8 @@ def main() -> None:
         action="store_true",
         help="leave out the shipped models' entries (which trained on these sequences)",
     )
+    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
+                    help="detector passes: InferenceConfig.extra_long_sides")  # fmt: skip
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
     held_out = {}
@@ -150,7 +152,7 @@ def main() -> None:
                 (False, "heatrack, held-out detector, no appearance", detector, None),
             ]
         for appearance, label, detector, embedder in runs:
-            rows, fps = heatrack_rows(folder, appearance, detector, embedder)
+            rows, fps = heatrack_rows(folder, appearance, detector, embedder, args.extra_long_sides)
             add(label, rows)
             speed.setdefault(label, {})[seq] = fps
             print(f"{seq}: {label} done at {fps:.1f} FPS", file=sys.stderr, flush=True)
