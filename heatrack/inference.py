@@ -28,10 +28,9 @@ import cv2
 import numpy as np
 import torch
 
-from heatrack.boxes import nms
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
-from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels
+from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels, merge_detections
 from heatrack.models.heatmap import (
     STRIDE,
     HeatmapNet,
@@ -204,10 +203,7 @@ class Detector:
         ]
         index, dets, maps, size, layout = found[0]
         if len(found) > 1:
-            xyxy = np.concatenate([f[1].xyxy for f in found])
-            scores = np.concatenate([f[1].scores for f in found])
-            keep = nms(xyxy, scores, self.config.decode.level_nms_iou)[: self.config.decode.top_k]
-            dets = Detections(xyxy=xyxy[keep], scores=scores[keep])
+            dets = merge_detections([f[1] for f in found], self.config.decode)
         if self.model.config.displacement and self.config.use_links:
             if dets.displacement is None:  # the stream's first frame: nothing before it
                 dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))

@@ -196,12 +196,14 @@ def test_extra_long_sides_merge_every_pass_by_one_nms(net):
     both = Detector(net, InferenceConfig(128, extra_long_sides=(64,), decode=decode))
     out = list(both.stream(frames(4)))
     assert [i for i, _, _ in out] == [1, 2, 3, 4]
+    from_extra = 0
     for i, dets, _ in out:
         xyxy = np.concatenate([alone[128][i].xyxy, alone[64][i].xyxy])
         scores = np.concatenate([alone[128][i].scores, alone[64][i].scores])
         keep = nms(xyxy, scores, 0.5)[:20]
         np.testing.assert_allclose(dets.xyxy, xyxy[keep])
-        assert len(dets) > len(alone[128][i]) // 2  # not an empty merge
+        from_extra += int((keep >= len(alone[128][i])).sum())
+    assert from_extra > 0  # the 64 px pass contributes boxes of its own
 
 
 def test_extra_long_sides_refuse_the_links_they_cannot_keep():
