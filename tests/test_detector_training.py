@@ -340,6 +340,43 @@ def test_a_levels_model_trains_end_to_end_and_streams(synth_root, tmp_path):
     assert out[0][2]["heatmap"].ndim == 2
 
 
+def test_distillation_keeps_a_levels_model_near_its_start(synth_root, tmp_path):
+    """The distillation term is zero at the start, grows as the model moves, and training with
+    it ends nearer the start's maps than the same steps without it."""
+    import copy
+
+    from heatrack.train.detector import map_distillation
+
+    def run(distill_weight):
+        torch.manual_seed(0)
+        cfg = dataclasses.replace(
+            small_config(synth_root, tmp_path),
+            model=HeatmapNetConfig(frames=2, backbone="yolox_nano", head="levels"),
+            distill_weight=distill_weight,
+        )
+        engine, _ = build(cfg)
+        ds = ClipDataset([_Sequence(synth_root / "TRAIN-A", FrameCache(cfg.cache_dir), 960)],
+                         cfg, train=False, length=2)  # fmt: skip
+        batch = {k: torch.stack([ds[0][k], ds[1][k]]) for k in ds[0]}
+        start = {k: v.detach() for k, v in engine.model(batch["clip"]).items()}
+        people = batch["valid"].sum()
+        assert float(map_distillation(start, start, people)) == pytest.approx(0.0, abs=1e-5)
+        teacher = copy.deepcopy(engine.model).eval()  # as build() keeps it
+        opt = torch.optim.AdamW(engine.model.parameters(), lr=2e-3)
+        for _ in range(10):
+            loss, parts = detector_loss(engine.model, batch, torch.device("cpu"), cfg, teacher)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert ("distill" in parts) == bool(distill_weight)
+        with torch.no_grad():
+            return float(map_distillation(engine.model(batch["clip"]), start, people))
+
+    moved_alone, moved_distilled = run(0.0), run(5.0)
+    assert moved_alone > 0.1
+    assert moved_distilled < 0.5 * moved_alone
+
+
 @pytest.mark.realdata
 def test_the_teachers_people_that_no_label_covers_become_ignore_regions(tmp_path):
     """A still of TUD-Stadtmitte with one person labelled: YOLOX-nano finds the others, they

@@ -244,6 +244,29 @@ def test_a_teacher_with_a_larger_input_sees_the_crop_at_its_size_and_the_model_a
                                                  distill_input_size=(96,)))[0]  # fmt: skip
 
 
+def test_low_resolution_augmentation_removes_detail_a_far_person_has_not():
+    """Crops shrunk to a far person's height and enlarged again lose fine stripes; without
+    the augmentation (or with a height above the crop's) the stripes survive."""
+    from heatrack.train.reid import CropDataset, ReidAugmentConfig, ReidTrainConfig
+
+    stripes = np.zeros((1, 192, 96, 3), np.uint8)
+    stripes[0, ::2] = 255  # one-pixel horizontal stripes
+    one = np.zeros(1, np.int64)
+    crops = Crops(stripes, one, one, one + 1, one, one + 25.0, ["S"])
+
+    def row_contrast(augment):
+        cfg = ReidTrainConfig(model=EmbedderConfig(dim=8, input_size=(192, 96)), augment=augment)
+        x = CropDataset(crops, cfg, seed=0)[0][0].numpy()
+        return float(np.abs(np.diff(x[0, 20:170, 48])).mean())
+
+    plain = dict(flip=False, crop_scale=(1.0, 1.0), color=0.0, erase_prob=0.0)
+    sharp = row_contrast(ReidAugmentConfig(**plain))
+    blurred = row_contrast(ReidAugmentConfig(**plain, low_res_prob=1.0, low_res_height=(60, 60)))
+    too_tall = ReidAugmentConfig(**plain, low_res_prob=1.0, low_res_height=(400, 400))
+    assert blurred < 0.1 * sharp
+    assert row_contrast(too_tall) == pytest.approx(sharp)
+
+
 def test_market1501_export(synth_crops, tmp_path):
     train, test = split_identities(synth_crops, test_sequences=["S4"])
     out = export_market1501(train, test, tmp_path / "market", query_per_id=2)

@@ -15,6 +15,7 @@ so its clips carry no displacement targets (the head learns motion from video on
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from abc import ABC, abstractmethod
@@ -24,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from heatrack.boxes import clip_to_image
@@ -129,6 +131,12 @@ class DetectorTrainConfig:
     #: Sub-modules of the model kept fixed (e.g. backbone, neck, fusion, head_trunk, head_out
     #: to teach only a new displacement head on top of a trained detector).
     freeze: tuple[str, ...] = ()
+    #: Weight of keeping the model's maps near its own start's (the model as built from
+    #: ``model.backbone_weights``, frozen): soft heatmap targets on every cell, and its boxes
+    #: where it sees someone. A COCO start assigned several cells and levels per person; the
+    #: one-bump targets alone pull it away from what found people in scenes it was never
+    #: shown. 0: off.
+    distill_weight: float = 0.0
     model: HeatmapNetConfig = field(default_factory=HeatmapNetConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -573,7 +581,7 @@ def normalise(images_bgr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), np.float32))
 
 
-def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
+def detector_loss(model, batch, device, cfg: DetectorTrainConfig, teacher=None):
     clip = batch["clip"].to(device)
     out = model(clip)
     b, t = clip.shape[:2]
@@ -611,7 +619,27 @@ def detector_loss(model, batch, device, cfg: DetectorTrainConfig):
         )
         loss = loss + cfg.displacement_weight * disp
         parts["displacement"] = disp.detach()
+    if teacher is not None and cfg.distill_weight:
+        with torch.no_grad():
+            start = teacher.to(device)(clip)
+        distill = map_distillation(out, start, batch["valid"].sum())
+        loss = loss + cfg.distill_weight * distill
+        parts["distill"] = distill.detach()
     return loss, parts
+
+
+def map_distillation(out: dict, start: dict, num_people: torch.Tensor) -> torch.Tensor:
+    """How far the model's maps moved from its start's: the binary cross-entropy of its
+    heatmap against the start's probabilities less the start's own entropy (zero when equal),
+    over every cell, plus the L1 of size and offset weighted by the start's probability; both
+    per labelled person, as the focal loss is."""
+    p = torch.sigmoid(start["heatmap"])
+    cross = F.binary_cross_entropy_with_logits(out["heatmap"], p, reduction="none")
+    entropy = F.binary_cross_entropy_with_logits(start["heatmap"], p, reduction="none")
+    heat = (cross - entropy).sum()
+    boxes = (out["size"] - start["size"]).abs().sum(2, keepdim=True)
+    boxes = boxes + (out["offset"] - start["offset"]).abs().sum(2, keepdim=True)
+    return (heat + (boxes * p).sum()) / num_people.clamp(min=1).float()
 
 
 def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engine, dict]:
@@ -647,6 +675,9 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
     val_seqs = load(cfg.val_sequences) + stills(cfg.val_images, "val_images")
     torch.manual_seed(cfg.engine.seed)  # the new layers' start is part of the run's recipe
     model = HeatmapNet(cfg.model)
+    teacher = None
+    if cfg.distill_weight:
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
     if cfg.freeze:
         model.freeze(*cfg.freeze)
     train_set = ClipDataset(
@@ -710,7 +741,7 @@ def build(cfg: DetectorTrainConfig, data_root: Path | None = None) -> tuple[Engi
         model,
         loader_fn,
         steps,
-        lambda m, b, d: detector_loss(m, b, d, cfg),
+        lambda m, b, d: detector_loss(m, b, d, cfg, teacher),
         cfg.engine,
         on_epoch_end,
         extra_state={"config": dataclasses.asdict(cfg)},

@@ -62,6 +62,11 @@ class ReidAugmentConfig:
     #: Random erasing (Zhong et al.): probability and area fraction range of the erased box.
     erase_prob: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.25)
+    #: Low resolution: with this probability the crop is first shrunk to a height drawn from
+    #: ``low_res_height`` (pixels), then enlarged to the input, as small people far from the
+    #: camera are at test time (PETS09's are 65-106 px tall; CUHK's crops 160-224). 0: off.
+    low_res_prob: float = 0.0
+    low_res_height: tuple[int, int] = (56, 112)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,14 @@ class CropDataset(Dataset):
         ch, cw = max(8, round(h * s)), max(4, round(w * rng.uniform(*aug.crop_scale)))
         y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         out_h, out_w = batch_input_size(self.cfg)
-        img = cv2.resize(img[y : y + ch, x : x + cw], (out_w, out_h), interpolation=cv2.INTER_AREA)
+        img = img[y : y + ch, x : x + cw]
+        if aug.low_res_prob and rng.random() < aug.low_res_prob:
+            small_h = int(rng.integers(aug.low_res_height[0], aug.low_res_height[1] + 1))
+            if small_h < ch:
+                small = (max(2, round(cw * small_h / ch)), small_h)
+                img = cv2.resize(img, small, interpolation=cv2.INTER_AREA)
+        interpolation = cv2.INTER_AREA if img.shape[0] >= out_h else cv2.INTER_LINEAR
+        img = cv2.resize(img, (out_w, out_h), interpolation=interpolation)
         if aug.flip and rng.random() < 0.5:
             img = img[:, ::-1]
         img = img.astype(np.float32)
