@@ -1,3 +1,4 @@
+import csv
 import dataclasses
 import subprocess
 import sys
@@ -375,6 +376,17 @@ def test_distillation_keeps_a_levels_model_near_its_start(synth_root, tmp_path):
     moved_alone, moved_distilled = run(0.0), run(5.0)
     assert moved_alone > 0.1
     assert moved_distilled < 0.5 * moved_alone
+    # build() wires its own frozen start into the training loop
+    cfg = dataclasses.replace(
+        small_config(synth_root, tmp_path / "fit"),
+        model=HeatmapNetConfig(frames=2, backbone="yolox_nano", head="levels"),
+        distill_weight=5.0,
+    )
+    engine, _ = build(cfg)
+    engine.fit()
+    with open(tmp_path / "fit" / "run" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[-1]["distill"]) > 0
 
 
 @pytest.mark.realdata
