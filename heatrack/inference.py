@@ -30,7 +30,13 @@ import torch
 
 from heatrack.config import from_dict
 from heatrack.models.backbone import IMAGENET_MEAN, IMAGENET_STD, fold_batch_norms
-from heatrack.models.decode import DecodeConfig, decode_frame, decode_levels, merge_detections
+from heatrack.models.decode import (
+    DecodeConfig,
+    decode_frame,
+    decode_levels,
+    keep_tall,
+    merge_detections,
+)
 from heatrack.models.heatmap import (
     STRIDE,
     HeatmapNet,
@@ -56,6 +62,11 @@ class InferenceConfig:
     #: smaller second pass finds people too large for the first one's coarsest level (close
     #: people filling a 640x640 image). Not with the displacement head's links.
     extra_long_sides: tuple[int, ...] = ()
+    #: An extra pass keeps only people at least this tall in its own input (pixels; 0: all).
+    #: The smaller pass is there for people too large for the first; its boxes of small
+    #: people are coarser than the first pass's and duplicate them (scale ranges per pass,
+    #: as SNIP trains and tests them).
+    extra_min_height: float = 0.0
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Tracklet linking from the displacement head (models that have it).
     links: LinkConfig = field(default_factory=LinkConfig)
@@ -203,7 +214,8 @@ class Detector:
         ]
         index, dets, maps, size, layout = found[0]
         if len(found) > 1:
-            dets = merge_detections([f[1] for f in found], self.config.decode)
+            extra = [keep_tall(f[1], self.config.extra_min_height * f[3][3]) for f in found[1:]]
+            dets = merge_detections([dets, *extra], self.config.decode)
         if self.model.config.displacement and self.config.use_links:
             if dets.displacement is None:  # the stream's first frame: nothing before it
                 dets = dataclasses.replace(dets, displacement=np.zeros((len(dets), 2)))

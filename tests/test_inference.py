@@ -206,6 +206,37 @@ def test_extra_long_sides_merge_every_pass_by_one_nms(net):
     assert from_extra > 0  # the 64 px pass contributes boxes of its own
 
 
+def test_extra_min_height_keeps_only_the_extra_pass_people_tall_in_its_input(net):
+    """Scale ranges: the extra pass gives only boxes at least extra_min_height tall in its own
+    input (frame 128x96 at 64 px long side: 2 frame pixels per input pixel); the first pass
+    gives all of its boxes."""
+    from heatrack.boxes import nms
+    from heatrack.models.decode import DecodeConfig
+
+    decode = DecodeConfig(score_threshold=0.0, top_k=50, level_nms_iou=0.5)
+    alone = {
+        side: {
+            i: d
+            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
+        }  # fmt: skip
+        for side in (128, 64)
+    }
+    heights = np.concatenate([d.xyxy[:, 3] - d.xyxy[:, 1] for d in alone[64].values()])
+    min_height = float(np.median(heights)) / 2  # input pixels of the 64 px pass
+    config = InferenceConfig(
+        128, extra_long_sides=(64,), extra_min_height=min_height, decode=decode
+    )
+    kept = dropped = 0
+    for i, dets, _ in Detector(net, config).stream(frames(4)):
+        extra = alone[64][i]
+        tall = (extra.xyxy[:, 3] - extra.xyxy[:, 1]) >= min_height * 2
+        kept, dropped = kept + int(tall.sum()), dropped + int((~tall).sum())
+        xyxy = np.concatenate([alone[128][i].xyxy, extra.xyxy[tall]])
+        scores = np.concatenate([alone[128][i].scores, extra.scores[tall]])
+        np.testing.assert_allclose(dets.xyxy, xyxy[nms(xyxy, scores, 0.5)[:50]])
+    assert kept > 0 and dropped > 0
+
+
 def test_extra_long_sides_refuse_the_links_they_cannot_keep():
     torch.manual_seed(0)
     linked = HeatmapNet(

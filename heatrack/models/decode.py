@@ -126,6 +126,13 @@ def decode_levels(
     return merge_detections(found, config)
 
 
+def keep_tall(dets: Detections, min_height: float) -> Detections:
+    """The boxes at least ``min_height`` pixels tall (a multi-scale pass's own range)."""
+    if min_height <= 0:
+        return dets
+    return dets[(dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= min_height]
+
+
 def merge_detections(found: list[Detections], config: DecodeConfig) -> Detections:
     """Boxes of several decodings of one frame (the levels of a model, or the passes of a
     multi-scale run) as one set: a greedy NMS at ``level_nms_iou``, at most ``top_k`` kept."""

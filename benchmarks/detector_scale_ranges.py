@@ -1,0 +1,177 @@
+"""Scale ranges for the second detector pass, chosen leave-one-source-out.
+
+A second, smaller pass (``InferenceConfig.extra_long_sides``) finds people too large for the
+first; its boxes of small people are coarser than the first pass's and duplicate them.
+``InferenceConfig.extra_min_height`` keeps, from the extra pass, only people at least that
+tall in its own input. This script picks that height without looking at the source it is
+scored on:
+
+  1. every fold model (``--folds DIR``: ``DIR/<source>/last.pt`` never saw <source>) runs
+     each pass alone on every source (``detector_sources.py``'s frames); boxes are cached in
+     ``--cache`` per model, source and pass (the passes are decoded independently, so the
+     merge below is exactly what ``Detector.stream`` does with both passes);
+  2. for each candidate height, the passes are merged (``keep_tall`` + ``merge_detections``)
+     and AP50 computed on every source;
+  3. for the fold of source S, the height is the one with the best mean AP50 over the *other*
+     five sources (those its model trained on); its AP50 on S is the held-out figure.
+
+The height for the shipped default is the one with the best mean held-out AP50 over all six
+folds (the shipped model trained on every source, so none is held out from that choice).
+
+    python benchmarks/detector_scale_ranges.py --folds runs/sources-distill \
+        --json outputs/scale-ranges.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from detector_ap import rows_of  # noqa: E402
+from detector_sources import SOURCES, _offsets, _pool, cached, frames_of  # noqa: E402
+
+from heatrack.eval.detection import evaluate_detections  # noqa: E402
+from heatrack.inference import Detector, InferenceConfig, network_size  # noqa: E402
+from heatrack.models.decode import DecodeConfig, keep_tall, merge_detections  # noqa: E402
+from heatrack.types import Detections  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Candidate heights (pixels in the extra pass's input); 0 keeps every box (plain two passes),
+#: ``OFF`` none (the first pass alone).
+OFF = 10_000.0
+HEIGHTS = (0, 16, 32, 48, 64, 96, 128, 160, 192, 256, OFF)
+
+
+def pass_boxes(detector: Detector, evaluated, every) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """[(frame, xywh, scores)] of one single-pass detector on the evaluated frames."""
+    keep = {i for i, _ in evaluated}
+    if every is not None:
+        return [(i, d.xywh, d.scores) for i, d, _ in detector.stream(every) if i in keep]
+    t, out = detector.frames, []
+    middle = (t + 1) // 2
+    for index, image in evaluated:
+        for k, dets, _ in detector.stream((k, image) for k in range(1, t + 1)):
+            if k == middle:
+                out.append((index, dets.xywh, dets.scores))
+    return out
+
+
+def load_boxes(path: Path, make) -> dict[int, Detections]:
+    """Cached ``pass_boxes`` as {frame: Detections}."""
+    rows = cached(path, make)
+    xyxy = np.concatenate([rows.xywh[:, :2], rows.xywh[:, :2] + rows.xywh[:, 2:]], axis=1)
+    out = {}
+    for f in np.unique(rows.frames):
+        m = rows.frames == f
+        out[int(f)] = Detections(xyxy=xyxy[m], scores=rows.conf[m])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--folds", type=Path, required=True)
+    ap.add_argument("--sources", nargs="+", choices=sorted(SOURCES), default=list(SOURCES))
+    ap.add_argument("--long-side", type=int, default=512)
+    ap.add_argument("--extra-long-side", type=int, default=320)
+    ap.add_argument("--heights", type=float, nargs="+", default=HEIGHTS)
+    ap.add_argument("--step", type=int, default=1)
+    ap.add_argument("--pets-step", type=int, default=5)
+    ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "scale-ranges")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    decode = DecodeConfig(score_threshold=0.01, top_k=1000)  # as detector_sources.py
+    sides = (args.long_side, args.extra_long_side)
+    # ap[model][source][height]
+    table: dict[str, dict[str, dict[float, float]]] = {}
+    for model in args.sources:
+        weights = args.folds / model / "last.pt"
+        detectors = {
+            side: Detector.from_checkpoint(weights, InferenceConfig(side, decode=decode))
+            for side in sides
+        }
+        table[model] = {}
+        for source in args.sources:
+            step = args.pets_step if source == "PETS09-S2L1" else args.step
+            parts = []
+            for part, gt, evaluated, every in frames_of(source, step):
+                found = {}
+                for side, det in detectors.items():
+                    path = args.cache / args.folds.name / model / f"{part}-{step}-{side}.npz"
+                    found[side] = load_boxes(path, lambda d=det, ev=evaluated, e=every: [
+                        (i, b, s) for i, b, s in pass_boxes(d, ev, e)])  # fmt: skip
+                # The extra pass's input scale of every frame (stills differ in size).
+                sy = {
+                    i: network_size(im.shape[1], im.shape[0], args.extra_long_side)[3]
+                    for i, im in evaluated
+                }  # fmt: skip
+                parts.append((part, gt, [i for i, _ in evaluated], found, sy))
+            table[model][source] = {}
+            for h in args.heights:
+                dets, gts = [], []
+                for _, gt, done, found, sy in parts:
+                    merged = []
+                    for i in done:
+                        main_, extra = found[sides[0]].get(i), found[sides[1]].get(i)
+                        passes = [d for d in (main_, extra and keep_tall(extra, h * sy[i])) if d]
+                        if passes:
+                            m = merge_detections(passes, decode)
+                            merged.append((i, m.xywh, m.scores))
+                    dets.append((rows_of(merged), done))
+                    gts.append((gt, done))
+                pooled = [(g, None, d, None) for g, d in gts]
+                table[model][source][h] = evaluate_detections(
+                    _pool(gts), _pool(dets), frames=sorted(_offsets(pooled))
+                )["AP50"]
+            print(model, source, {h: round(v, 3) for h, v in table[model][source].items()},
+                  flush=True)  # fmt: skip
+    report(args, table)
+
+
+def report(args, table) -> None:
+    heights = list(args.heights)
+    rows = []
+    for source in args.sources:
+        others = [s for s in args.sources if s != source]
+        own = {h: float(np.mean([table[source][s][h] for s in others])) for h in heights}
+        chosen = max(heights, key=lambda h: (own[h], -h))
+        rows.append({
+            "source": source, "chosen_height": chosen,
+            "held_out": {h: table[source][source][h] for h in heights},
+            "trained_mean": own,
+        })  # fmt: skip
+    mean_by_h = {h: float(np.mean([r["held_out"][h] for r in rows])) for h in heights}
+    print("\n| held-out source | height chosen on the other five | AP50 at it | "
+          + " | ".join(f"h={h:g}" for h in heights) + " |")  # fmt: skip
+    print("|---|---:|---:|" + "---:|" * len(heights))
+    for r in rows:
+        print(f"| {r['source']} | {r['chosen_height']:g} | "
+              f"{r['held_out'][r['chosen_height']]:.3f} | "
+              + " | ".join(f"{r['held_out'][h]:.3f}" for h in heights) + " |")  # fmt: skip
+    protocol = float(np.mean([r["held_out"][r["chosen_height"]] for r in rows]))
+    print(f"| mean | | {protocol:.3f} | " + " | ".join(f"{mean_by_h[h]:.3f}" for h in heights)
+          + " |")  # fmt: skip
+    shipped = max(heights, key=lambda h: (mean_by_h[h], -h))
+    print(f"height for the shipped default (best mean held-out AP50): {shipped:g}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "folds": str(args.folds), "sides": [args.long_side, args.extra_long_side],
+            "rows": rows, "mean_by_height": mean_by_h, "protocol_mean": protocol,
+            "shipped_height": shipped}, indent=2, default=str) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
