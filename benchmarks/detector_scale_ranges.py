@@ -1,21 +1,22 @@
-"""Scale ranges for the second detector pass, chosen leave-one-source-out.
+"""Scale ranges and rank of the second detector pass, chosen leave-one-source-out.
 
 A second, smaller pass (``InferenceConfig.extra_long_sides``) finds people too large for the
 first; its boxes of small people are coarser than the first pass's and duplicate them.
 ``InferenceConfig.extra_min_height`` keeps, from the extra pass, only people at least that
-tall in its own input. This script picks that height without looking at the source it is
-scored on:
+tall in its own input, and ``InferenceConfig.extra_score_scale`` multiplies its scores (below 1
+the first pass wins where both find a person). This script picks the pair (height, scale)
+without looking at the source it is scored on:
 
   1. every fold model (``--folds DIR``: ``DIR/<source>/last.pt`` never saw <source>) runs
      each pass alone on every source (``detector_sources.py``'s frames); boxes are cached in
      ``--cache`` per model, source and pass (the passes are decoded independently, so the
      merge below is exactly what ``Detector.stream`` does with both passes);
-  2. for each candidate height, the passes are merged (``keep_tall`` + ``merge_detections``)
-     and AP50 computed on every source;
-  3. for the fold of source S, the height is the one with the best mean AP50 over the *other*
+  2. for each candidate pair, the passes are merged (``keep_tall``, ``scale_scores``,
+     ``merge_detections``) and AP50 computed on every source;
+  3. for the fold of source S, the pair is the one with the best mean AP50 over the *other*
      five sources (those its model trained on); its AP50 on S is the held-out figure.
 
-The height for the shipped default is the one with the best mean held-out AP50 over all six
+The pair for the shipped default is the one with the best mean held-out AP50 over all six
 folds (the shipped model trained on every source, so none is held out from that choice).
 
     python benchmarks/detector_scale_ranges.py --folds runs/sources-distill \
@@ -41,14 +42,20 @@ from detector_sources import SOURCES, _offsets, _pool, cached, frames_of  # noqa
 
 from heatrack.eval.detection import evaluate_detections  # noqa: E402
 from heatrack.inference import Detector, InferenceConfig, network_size  # noqa: E402
-from heatrack.models.decode import DecodeConfig, keep_tall, merge_detections  # noqa: E402
+from heatrack.models.decode import (  # noqa: E402
+    DecodeConfig,
+    keep_tall,
+    merge_detections,
+    scale_scores,
+)
 from heatrack.types import Detections  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Candidate heights (pixels in the extra pass's input); 0 keeps every box (plain two passes),
 #: ``OFF`` none (the first pass alone).
 OFF = 10_000.0
-HEIGHTS = (0, 16, 32, 48, 64, 96, 128, 160, 192, 256, OFF)
+HEIGHTS = (0, 32, 64, 96, 128, 192, OFF)
+SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
 def pass_boxes(detector: Detector, evaluated, every) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -85,6 +92,7 @@ def main() -> None:
     ap.add_argument("--long-side", type=int, default=512)
     ap.add_argument("--extra-long-side", type=int, default=320)
     ap.add_argument("--heights", type=float, nargs="+", default=HEIGHTS)
+    ap.add_argument("--scales", type=float, nargs="+", default=SCALES)
     ap.add_argument("--step", type=int, default=1)
     ap.add_argument("--pets-step", type=int, default=5)
     ap.add_argument("--cache", type=Path, default=ROOT / "outputs" / "scale-ranges")
@@ -92,8 +100,9 @@ def main() -> None:
     args = ap.parse_args()
     decode = DecodeConfig(score_threshold=0.01, top_k=1000)  # as detector_sources.py
     sides = (args.long_side, args.extra_long_side)
-    # ap[model][source][height]
-    table: dict[str, dict[str, dict[float, float]]] = {}
+    pairs = [(h, a) for h in args.heights for a in (args.scales if h != OFF else (1.0,))]
+    # ap[model][source][(height, scale)]
+    table: dict[str, dict[str, dict[tuple[float, float], float]]] = {}
     for model in args.sources:
         weights = args.folds / model / "last.pt"
         detectors = {
@@ -117,60 +126,72 @@ def main() -> None:
                 }  # fmt: skip
                 parts.append((part, gt, [i for i, _ in evaluated], found, sy))
             table[model][source] = {}
-            for h in args.heights:
+            for h, a in pairs:
                 dets, gts = [], []
                 for _, gt, done, found, sy in parts:
                     merged = []
                     for i in done:
                         main_, extra = found[sides[0]].get(i), found[sides[1]].get(i)
-                        passes = [d for d in (main_, extra and keep_tall(extra, h * sy[i])) if d]
+                        extra = extra and scale_scores(keep_tall(extra, h * sy[i]), a)
+                        passes = [d for d in (main_, extra) if d]
                         if passes:
                             m = merge_detections(passes, decode)
                             merged.append((i, m.xywh, m.scores))
                     dets.append((rows_of(merged), done))
                     gts.append((gt, done))
                 pooled = [(g, None, d, None) for g, d in gts]
-                table[model][source][h] = evaluate_detections(
+                table[model][source][(h, a)] = evaluate_detections(
                     _pool(gts), _pool(dets), frames=sorted(_offsets(pooled))
                 )["AP50"]
-            print(model, source, {h: round(v, 3) for h, v in table[model][source].items()},
-                  flush=True)  # fmt: skip
-    report(args, table)
+            best = max(table[model][source].items(), key=lambda kv: kv[1])
+            print(model, source, "both passes", round(table[model][source][(0, 1.0)], 3),
+                  "first alone", round(table[model][source][(OFF, 1.0)], 3),
+                  "best", best[0], round(best[1], 3), flush=True)  # fmt: skip
+    report(args, table, pairs)
 
 
-def report(args, table) -> None:
-    heights = list(args.heights)
+def _label(pair: tuple[float, float]) -> str:
+    h, a = pair
+    return "first pass alone" if h == OFF else f"h={h:g} x{a:g}"
+
+
+def report(args, table, pairs) -> None:
     rows = []
     for source in args.sources:
         others = [s for s in args.sources if s != source]
-        own = {h: float(np.mean([table[source][s][h] for s in others])) for h in heights}
-        chosen = max(heights, key=lambda h: (own[h], -h))
+        own = {p: float(np.mean([table[source][s][p] for s in others])) for p in pairs}
+        chosen = max(pairs, key=lambda p: (own[p], -p[0], p[1]))
         rows.append({
-            "source": source, "chosen_height": chosen,
-            "held_out": {h: table[source][source][h] for h in heights},
+            "source": source, "chosen": chosen,
+            "held_out": {p: table[source][source][p] for p in pairs},
             "trained_mean": own,
         })  # fmt: skip
-    mean_by_h = {h: float(np.mean([r["held_out"][h] for r in rows])) for h in heights}
-    print("\n| held-out source | height chosen on the other five | AP50 at it | "
-          + " | ".join(f"h={h:g}" for h in heights) + " |")  # fmt: skip
-    print("|---|---:|---:|" + "---:|" * len(heights))
+    mean_by = {p: float(np.mean([r["held_out"][p] for r in rows])) for p in pairs}
+    both, alone = (0, 1.0), (OFF, 1.0)
+    print("\n| held-out source | chosen on the other five | AP50 at it | both passes | "
+          "first pass alone |")  # fmt: skip
+    print("|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['source']} | {r['chosen_height']:g} | "
-              f"{r['held_out'][r['chosen_height']]:.3f} | "
-              + " | ".join(f"{r['held_out'][h]:.3f}" for h in heights) + " |")  # fmt: skip
-    protocol = float(np.mean([r["held_out"][r["chosen_height"]] for r in rows]))
-    print(f"| mean | | {protocol:.3f} | " + " | ".join(f"{mean_by_h[h]:.3f}" for h in heights)
-          + " |")  # fmt: skip
-    shipped = max(heights, key=lambda h: (mean_by_h[h], -h))
-    print(f"height for the shipped default (best mean held-out AP50): {shipped:g}")
+        print(f"| {r['source']} | {_label(r['chosen'])} | {r['held_out'][r['chosen']]:.3f} | "
+              f"{r['held_out'][both]:.3f} | {r['held_out'][alone]:.3f} |")  # fmt: skip
+    protocol = float(np.mean([r["held_out"][r["chosen"]] for r in rows]))
+    print(f"| mean | | {protocol:.3f} | {mean_by[both]:.3f} | {mean_by[alone]:.3f} |")
+    shipped = max(pairs, key=lambda p: (mean_by[p], -p[0], p[1]))
+    print(f"pair for the shipped default (best mean held-out AP50): {_label(shipped)}, "
+          f"mean {mean_by[shipped]:.3f}")  # fmt: skip
     if args.json:
+        key = _label
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "folds": str(args.folds), "sides": [args.long_side, args.extra_long_side],
-            "rows": rows, "mean_by_height": mean_by_h, "protocol_mean": protocol,
-            "shipped_height": shipped}, indent=2, default=str) + "\n")  # fmt: skip
+            "rows": [{**r, "chosen": key(r["chosen"]),
+                      "held_out": {key(p): v for p, v in r["held_out"].items()},
+                      "trained_mean": {key(p): v for p, v in r["trained_mean"].items()}}
+                     for r in rows],
+            "mean_by_pair": {key(p): v for p, v in mean_by.items()},
+            "protocol_mean": protocol, "shipped": key(shipped)}, indent=2) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":

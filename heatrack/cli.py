@@ -79,6 +79,8 @@ def _models_for(args: argparse.Namespace):
         checkpoint=str(args.checkpoint) if args.checkpoint else None,
         input_long_side=args.input_long_side,
         extra_long_sides=tuple(args.extra_long_sides),
+        extra_min_height=args.extra_min_height,
+        extra_score_scale=args.extra_score_scale,
         use_links=not args.no_links,
         backend=args.backend,
         reid=str(args.reid or "shipped"),
@@ -180,7 +182,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from heatrack.models.onnx import usable_backend
 
     config = InferenceConfig(
-        input_long_side=args.input_long_side, extra_long_sides=tuple(args.extra_long_sides)
+        input_long_side=args.input_long_side,
+        extra_long_sides=tuple(args.extra_long_sides),
+        extra_min_height=args.extra_min_height,
+        extra_score_scale=args.extra_score_scale,
     )
     config = dataclasses.replace(
         config, decode=dataclasses.replace(config.decode, score_threshold=args.score_threshold)
@@ -536,6 +541,22 @@ def _add_extra_long_sides(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="multi-scale: also run the detector at these long sides and merge the boxes by NMS "
         "(320 beside 512 finds people that fill the frame; about 1.4 times the network cost)",
+    )
+    p.add_argument(
+        "--extra-min-height",
+        type=float,
+        default=0.0,  # InferenceConfig.extra_min_height
+        metavar="PX",
+        help="an extra pass keeps only people at least this tall in its own input (default "
+        "%(default)s: all)",
+    )
+    p.add_argument(
+        "--extra-score-scale",
+        type=float,
+        default=1.0,  # InferenceConfig.extra_score_scale
+        metavar="F",
+        help="an extra pass's scores are multiplied by this before the merge, so the first "
+        "pass wins where both find a person (default %(default)s)",
     )
 
 

@@ -36,6 +36,7 @@ from heatrack.models.decode import (
     decode_levels,
     keep_tall,
     merge_detections,
+    scale_scores,
 )
 from heatrack.models.heatmap import (
     STRIDE,
@@ -67,6 +68,10 @@ class InferenceConfig:
     #: people are coarser than the first pass's and duplicate them (scale ranges per pass,
     #: as SNIP trains and tests them).
     extra_min_height: float = 0.0
+    #: An extra pass's scores are multiplied by this (1: as they are). Below 1, where both
+    #: passes find a person the first pass's box wins the NMS, and a person only the extra
+    #: pass finds ranks below the first pass's confident ones.
+    extra_score_scale: float = 1.0
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Tracklet linking from the displacement head (models that have it).
     links: LinkConfig = field(default_factory=LinkConfig)
@@ -214,7 +219,13 @@ class Detector:
         ]
         index, dets, maps, size, layout = found[0]
         if len(found) > 1:
-            extra = [keep_tall(f[1], self.config.extra_min_height * f[3][3]) for f in found[1:]]
+            extra = [
+                scale_scores(
+                    keep_tall(f[1], self.config.extra_min_height * f[3][3]),
+                    self.config.extra_score_scale,
+                )
+                for f in found[1:]
+            ]
             dets = merge_detections([dets, *extra], self.config.decode)
         if self.model.config.displacement and self.config.use_links:
             if dets.displacement is None:  # the stream's first frame: nothing before it

@@ -108,6 +108,8 @@ class Models:
     input_long_side: int = 512
     #: More detector passes (``InferenceConfig.extra_long_sides``).
     extra_long_sides: tuple[int, ...] = ()
+    extra_min_height: float = 0.0
+    extra_score_scale: float = 1.0
     use_links: bool = True
     backend: str = "onnxruntime"
     #: Appearance: "shipped", a weights file, or "none".
@@ -129,6 +131,8 @@ class Models:
         inference = InferenceConfig(
             input_long_side=self.input_long_side,
             extra_long_sides=tuple(self.extra_long_sides),
+            extra_min_height=self.extra_min_height,
+            extra_score_scale=self.extra_score_scale,
             use_links=self.use_links,
             threads=self.threads,
         )

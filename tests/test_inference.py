@@ -237,6 +237,29 @@ def test_extra_min_height_keeps_only_the_extra_pass_people_tall_in_its_input(net
     assert kept > 0 and dropped > 0
 
 
+def test_extra_score_scale_ranks_the_extra_pass_below_the_first(net):
+    """extra_score_scale multiplies the extra pass's scores before the NMS: the merged set is
+    exactly the NMS of the first pass's boxes and the extra pass's scaled ones."""
+    from heatrack.boxes import nms
+    from heatrack.models.decode import DecodeConfig
+
+    decode = DecodeConfig(score_threshold=0.0, top_k=50, level_nms_iou=0.5)
+    alone = {
+        side: {
+            i: d
+            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
+        }  # fmt: skip
+        for side in (128, 64)
+    }
+    config = InferenceConfig(128, extra_long_sides=(64,), extra_score_scale=0.5, decode=decode)
+    for i, dets, _ in Detector(net, config).stream(frames(4)):
+        xyxy = np.concatenate([alone[128][i].xyxy, alone[64][i].xyxy])
+        scores = np.concatenate([alone[128][i].scores, alone[64][i].scores * 0.5])
+        keep = nms(xyxy, scores, 0.5)[:50]
+        np.testing.assert_allclose(dets.xyxy, xyxy[keep])
+        np.testing.assert_allclose(dets.scores, scores[keep], rtol=1e-6)
+
+
 def test_extra_long_sides_refuse_the_links_they_cannot_keep():
     torch.manual_seed(0)
     linked = HeatmapNet(

@@ -133,6 +133,13 @@ def keep_tall(dets: Detections, min_height: float) -> Detections:
     return dets[(dets.xyxy[:, 3] - dets.xyxy[:, 1]) >= min_height]
 
 
+def scale_scores(dets: Detections, factor: float) -> Detections:
+    """``dets`` with every score times ``factor`` (a multi-scale pass ranked below another)."""
+    if factor == 1.0:
+        return dets
+    return dataclasses.replace(dets, scores=dets.scores * factor)
+
+
 def merge_detections(found: list[Detections], config: DecodeConfig) -> Detections:
     """Boxes of several decodings of one frame (the levels of a model, or the passes of a
     multi-scale run) as one set: a greedy NMS at ``level_nms_iou``, at most ``top_k`` kept."""
