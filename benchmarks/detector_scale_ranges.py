@@ -89,6 +89,9 @@ def main() -> None:
     )
     ap.add_argument("--folds", type=Path, required=True)
     ap.add_argument("--sources", nargs="+", choices=sorted(SOURCES), default=list(SOURCES))
+    ap.add_argument("--models", nargs="+", choices=sorted(SOURCES),
+                    help="only cache these folds' boxes (while other folds still train); the "
+                    "table needs every fold")  # fmt: skip
     ap.add_argument("--long-side", type=int, default=512)
     ap.add_argument("--extra-long-side", type=int, default=320)
     ap.add_argument("--heights", type=float, nargs="+", default=HEIGHTS)
@@ -103,7 +106,7 @@ def main() -> None:
     pairs = [(h, a) for h in args.heights for a in (args.scales if h != OFF else (1.0,))]
     # ap[model][source][(height, scale)]
     table: dict[str, dict[str, dict[tuple[float, float], float]]] = {}
-    for model in args.sources:
+    for model in args.models or args.sources:
         weights = args.folds / model / "last.pt"
         detectors = {
             side: Detector.from_checkpoint(weights, InferenceConfig(side, decode=decode))
@@ -147,7 +150,8 @@ def main() -> None:
             print(model, source, "both passes", round(table[model][source][(0, 1.0)], 3),
                   "first alone", round(table[model][source][(OFF, 1.0)], 3),
                   "best", best[0], round(best[1], 3), flush=True)  # fmt: skip
-    report(args, table, pairs)
+    if not args.models:
+        report(args, table, pairs)
 
 
 def _label(pair: tuple[float, float]) -> str:

@@ -11,7 +11,7 @@ the mean of (HOTA + IDF1) / 2. The config chosen on all regimes is the one to sh
 and every peer.
 
 Candidates: the current ``TrackerConfig`` defaults (adaptation off and on) plus configs drawn
-around them by a seeded sampler, in pools (``--pools SEED:N[:adaptive]``; the second default
+around them by a seeded sampler, in pools (``--pools SEED:N[:adaptive][:fps]``; the second default
 pool draws only configs with score adaptation on, at high quantiles, after the first pool
 had shown those to transfer best). Scores of
 (candidate, regime) pairs and the peers' are kept in ``--out/scores.json`` and
@@ -51,43 +51,52 @@ from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def candidates(n: int, seed: int, adaptive: bool = False) -> list[TrackerConfig]:
+def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerConfig]:
     """The defaults (off and on adaptation), then ``n`` seeded draws around them (thresholds
-    kept consistent); ``adaptive``: every draw with score adaptation, at a high quantile."""
+    kept consistent). Kinds: ``adaptive``, every draw with score adaptation at a high
+    quantile; ``fps``, every draw also with a frame-rate gate (``gate_fps_power`` 0.5 or 1,
+    on stage 1 or on every stage)."""
+    adaptive, fps = "adaptive" in kinds, "fps" in kinds
     rng = np.random.default_rng(seed)
     base = TrackerConfig()
     out = [base, dataclasses.replace(base, score_adaptation=True)]
     while len(out) < n + 2:
         high = float(rng.uniform(0.3, 0.75))
-        out.append(
-            dataclasses.replace(
-                base,
-                high_score=round(high, 3),
-                low_score=round(float(rng.uniform(0.05, min(0.3, high - 0.1))), 3),
-                new_track_score=round(high + float(rng.uniform(0.0, 0.15)), 3),
-                match_cost=round(float(rng.uniform(0.6, 0.9)), 3),
-                low_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
-                tentative_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
-                min_hits=int(rng.integers(1, 4)),
-                max_lost_seconds=round(float(rng.uniform(1.0, 4.0)), 2),
-                fuse_score=bool(rng.random() < 0.5),
-                coast_frames=int(rng.integers(0, 4)),
-                reupdate_points=int(rng.choice([1, 4])),
-                score_adaptation=adaptive or bool(rng.random() < 0.6),
-                score_quantile=float(
-                    rng.choice([0.95, 0.98, 0.99] if adaptive else [0.9, 0.95, 0.98, 0.99])
-                ),
-            )
+        draw = dataclasses.replace(
+            base,
+            high_score=round(high, 3),
+            low_score=round(float(rng.uniform(0.05, min(0.3, high - 0.1))), 3),
+            new_track_score=round(high + float(rng.uniform(0.0, 0.15)), 3),
+            match_cost=round(float(rng.uniform(0.6, 0.9)), 3),
+            low_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
+            tentative_match_cost=round(float(rng.uniform(0.3, 0.6)), 3),
+            min_hits=int(rng.integers(1, 4)),
+            max_lost_seconds=round(float(rng.uniform(1.0, 4.0)), 2),
+            fuse_score=bool(rng.random() < 0.5),
+            coast_frames=int(rng.integers(0, 4)),
+            reupdate_points=int(rng.choice([1, 4])),
+            score_adaptation=adaptive or bool(rng.random() < 0.6),
+            score_quantile=float(
+                rng.choice([0.95, 0.98, 0.99] if adaptive else [0.9, 0.95, 0.98, 0.99])
+            ),
         )
+        if fps:  # drawn after the rest, so the other pools' draws are as before
+            draw = dataclasses.replace(
+                draw,
+                gate_fps_power=float(rng.choice([0.5, 1.0])),
+                gate_all_stages=bool(rng.random() < 0.5),
+            )
+        out.append(draw)
     return out
 
 
 def pools(specs: list[str]) -> list[TrackerConfig]:
-    """Candidates of every ``SEED:N`` or ``SEED:N:adaptive`` pool, duplicates once."""
+    """Candidates of every ``SEED:N[:KIND[:KIND]]`` pool (kinds: adaptive, fps), duplicates
+    once."""
     out = {}
     for spec in specs:
-        seed, n, *kind = spec.split(":")
-        for c in candidates(int(n), int(seed), adaptive=kind == ["adaptive"]):
+        seed, n, *kinds = spec.split(":")
+        for c in candidates(int(n), int(seed), tuple(kinds)):
             out.setdefault(key(c), c)
     return list(out.values())
 
@@ -135,8 +144,9 @@ def main() -> None:
     )
     ap.add_argument("--regimes", nargs="+", default=list(NAMES))
     ap.add_argument(
-        "--pools", nargs="+", default=["0:24", "1:30:adaptive"], metavar="SEED:N[:adaptive]",
-        help="candidate pools: N seeded draws each (adaptive: score adaptation always on)",
+        "--pools", nargs="+", default=["0:24", "1:30:adaptive"], metavar="SEED:N[:KIND]",
+        help="candidate pools: N seeded draws each (kinds: adaptive, score adaptation always "
+        "on; fps, a frame-rate gate)",
     )  # fmt: skip
     ap.add_argument("--repeat", type=int, default=3, help="timing runs per sequence")
     ap.add_argument("--fold-detector", action="append", default=[], metavar="SEQ=CHECKPOINT")

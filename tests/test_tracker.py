@@ -367,3 +367,21 @@ def test_track_back_from_a_gap_replays_evenly_spaced_virtual_observations():
     np.testing.assert_allclose(
         out.xyxy[0], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], rtol=1e-6
     )
+
+
+def test_fps_gate_follows_a_fast_walker_at_a_low_frame_rate_only_when_on():
+    """A 20 px wide walker moving 12 px a frame (IoU with its last box 0.25, times score 0.9:
+    below the 0.3 overlap that match_cost 0.7 asks). At 7.5 fps with gate_fps_power 1 the
+    overlap asked is a quarter of that: one identity reported in every frame. With the gate
+    off the walker is lost after its first frame and every later box starts a tentative track
+    that never confirms. At 30 fps the power changes nothing."""
+
+    def reported(config, fps):
+        tr = Tracker(config, frame_rate=fps)
+        return [tr.update(dets(box(50 + 12 * k, 50))).ids.tolist() for k in range(15)]
+
+    on = reported(TrackerConfig(gate_fps_power=1.0), 7.5)
+    assert on == [[1]] * 15
+    off = reported(TrackerConfig(), 7.5)
+    assert sum(len(i) for i in off) < 5
+    assert reported(TrackerConfig(gate_fps_power=1.0), 30.0) == reported(TrackerConfig(), 30.0)

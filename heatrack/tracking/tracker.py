@@ -83,6 +83,12 @@ class TrackerConfig:
     recovery_match_cost: float = 1.0
     #: Stage-4 threshold for tentative tracks.
     tentative_match_cost: float = 0.4
+    #: The IoU thresholds above hold at ``gate_reference_fps``; at a lower frame rate people
+    #: move further between frames, so the overlap a match needs, 1 - cost, is scaled by
+    #: (fps / gate_reference_fps) ** ``gate_fps_power`` (0: the same at every frame rate).
+    gate_fps_power: float = 0.0
+    gate_reference_fps: float = 30.0
+    gate_all_stages: bool = False
     #: Stage 1 uses Distance-IoU (1 - IoU + centre distance^2 / enclosing diagonal^2)
     #: instead of plain IoU.
     distance_iou: bool = False
@@ -317,6 +323,13 @@ class Tracker:
         """Index of the last frame seen (0 before the first)."""
         return self._frame
 
+    def _gate(self, cost: float, other_stage: bool = False) -> float:
+        cfg = self.config
+        if cfg.gate_fps_power == 0 or (other_stage and not cfg.gate_all_stages):
+            return cost
+        slow = min(1.0, self.frame_rate / cfg.gate_reference_fps) ** cfg.gate_fps_power
+        return 1.0 - (1.0 - cost) * slow
+
     @property
     def max_lost_frames(self) -> int:
         return max(1, round(self.config.max_lost_seconds * self.frame_rate))
@@ -520,14 +533,14 @@ class Tracker:
                     cfg.appearance_clear_margin,
                     cost=cost,
                 )
-            self._assign(match, free, pool, dets, cost, cfg.match_cost)
+            self._assign(match, free, pool, dets, cost, self._gate(cfg.match_cost))
 
         # Stage 2: confirmed tracks (seen last frame) vs low-score detections.
         dets = _where(scores < cfg.high_score)
         pool = _where((match < 0) & (status == CONFIRMED)) if len(dets) else dets
         if len(pool) and len(dets):
             cost = linked(iou_cost(pred[pool], xyxy[dets]), pool, dets)
-            self._assign(match, None, pool, dets, cost, cfg.low_match_cost)
+            self._assign(match, None, pool, dets, cost, self._gate(cfg.low_match_cost, True))
 
         # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
         if cfg.recovery_match_cost < 1.0:
@@ -548,7 +561,7 @@ class Tracker:
                 # motion: where the detection was a frame ago against where the track was.
                 seen = iou_cost(_xyxy(t.last_box[pool]), moved_back[dets], weights)
                 cost = np.minimum(cost, seen)
-            self._assign(match, free, pool, dets, cost, cfg.tentative_match_cost)
+            self._assign(match, free, pool, dets, cost, self._gate(cfg.tentative_match_cost, True))
 
         # Stage 5: re-identify long-lost tracks by appearance.
         if use_app:
