@@ -187,6 +187,7 @@ def quantize_embedder(
             quantize_static(
                 str(prepared), str(quantized), _Reader(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                reduce_range=True,
             )  # fmt: skip
         finally:
             root.setLevel(level)

@@ -88,6 +88,7 @@ class TrackerConfig:
     #: (fps / gate_reference_fps) ** ``gate_fps_power`` (0: the same at every frame rate).
     gate_fps_power: float = 0.0
     gate_reference_fps: float = 30.0
+    #: The frame-rate scaling applies to the stage-2 and stage-4 gates too (else stage 1 only).
     gate_all_stages: bool = False
     #: Stage 1 uses Distance-IoU (1 - IoU + centre distance^2 / enclosing diagonal^2)
     #: instead of plain IoU.
