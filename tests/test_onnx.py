@@ -225,6 +225,7 @@ def test_the_shipped_int8_embedder_serves_onnxruntime_and_a_damaged_one_is_refus
     assets = tmp_path / "assets"
     assets.mkdir()
     monkeypatch.setattr(weights, "assets_folder", lambda: assets)
+    monkeypatch.setenv("HEATRACK_INT8", "1")  # whatever this CPU has
     assert weights.shipped_int8("embedder") is None  # none shipped: the .pt path, as before
     shutil.copy(tmp_path / "int8.onnx", assets / "embedder-int8.onnx")
     shutil.copy(tmp_path / "int8.json", assets / "embedder-int8.json")
@@ -234,3 +235,22 @@ def test_the_shipped_int8_embedder_serves_onnxruntime_and_a_damaged_one_is_refus
         fh.write(b"\0")
     with pytest.raises(weights.WeightsError, match="embedder-int8.onnx: missing or damaged"):
         load_embedder(backend="onnxruntime")
+
+
+def test_int8_runs_only_where_the_cpu_has_int8_dot_products(tmp_path, monkeypatch):
+    """AVX2 without VNNI: the shipped int8 export is slower than float there and saturates, so
+    the float path serves; VNNI or AMX: int8; unreadable flags: int8; HEATRACK_INT8 decides."""
+    from heatrack.models.weights import int8_pays
+
+    monkeypatch.delenv("HEATRACK_INT8", raising=False)
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor : 0\nflags : fpu sse2 avx avx2 fma\n\nprocessor : 1\nflags : avx2\n")
+    vnni = tmp_path / "vnni"
+    vnni.write_text("processor : 0\nflags : avx2 avx512f avx512_vnni\n")
+    assert not int8_pays(avx2)
+    assert int8_pays(vnni)
+    assert int8_pays(tmp_path / "missing")
+    monkeypatch.setenv("HEATRACK_INT8", "1")
+    assert int8_pays(avx2)
+    monkeypatch.setenv("HEATRACK_INT8", "0")
+    assert not int8_pays(vnni)

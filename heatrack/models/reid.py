@@ -249,13 +249,14 @@ def load_embedder(
 ):
     """The shipped embedder; or ``weights`` (checkpoint or exported file); or ``"imagenet"``
     for the raw ImageNet MobileNetV2 features (the baseline). ``backend`` "onnxruntime" runs
-    it on ONNX Runtime (the shipped int8 export where there is one, else exported on first
-    use) with ``threads`` (0: its default)."""
-    from heatrack.models.weights import shipped_int8, shipped_weights
+    it on ONNX Runtime (the shipped int8 export where there is one and the CPU has int8
+    dot products, ``weights.int8_pays``; else a float export made on first use) with
+    ``threads`` (0: its default)."""
+    from heatrack.models.weights import int8_pays, shipped_int8, shipped_weights
 
     if weights is not None and str(weights) == "imagenet":
         return ImageNetFeatures()
-    if weights is None and backend == "onnxruntime":
+    if weights is None and backend == "onnxruntime" and int8_pays():
         weights = shipped_int8("embedder")  # int8 where shipped: the same people, twice as fast
     weights = weights or shipped_weights("embedder")
     if Path(weights).suffix in (".onnx", ".json"):  # an export: it runs on ONNX Runtime

@@ -64,6 +64,26 @@ def shipped_int8(name: str) -> Path | None:
     return side
 
 
+#: CPU flags of int8 dot-product instructions (x86 VNNI, AMX). Without them ONNX Runtime's
+#: int8 kernels are slower than float and, with 8-bit weights, saturate (BENCHMARKS.md).
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_pays(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether the shipped int8 exports should run here: ``HEATRACK_INT8=1`` / ``0`` decides;
+    else yes where the CPU lists an int8 dot-product flag, or where its flags cannot be read
+    (not Linux)."""
+    forced = os.environ.get("HEATRACK_INT8")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return True
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split()}
+    return not flags or any(f in flags for f in INT8_FLAGS)
+
+
 def sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
