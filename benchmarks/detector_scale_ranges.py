@@ -38,7 +38,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detector_ap import rows_of  # noqa: E402
-from detector_sources import SOURCES, _offsets, _pool, cached, frames_of  # noqa: E402
+from detector_sources import (  # noqa: E402
+    SOURCES,
+    _offsets,
+    _pool,
+    cached,
+    frames_of,
+    heatrack_boxes,
+)
 
 from heatrack.eval.detection import evaluate_detections  # noqa: E402
 from heatrack.inference import Detector, InferenceConfig, network_size  # noqa: E402
@@ -58,22 +65,8 @@ HEIGHTS = (0, 32, 64, 96, 128, 192, OFF)
 SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
-def pass_boxes(detector: Detector, evaluated, every) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """[(frame, xywh, scores)] of one single-pass detector on the evaluated frames."""
-    keep = {i for i, _ in evaluated}
-    if every is not None:
-        return [(i, d.xywh, d.scores) for i, d, _ in detector.stream(every) if i in keep]
-    t, out = detector.frames, []
-    middle = (t + 1) // 2
-    for index, image in evaluated:
-        for k, dets, _ in detector.stream((k, image) for k in range(1, t + 1)):
-            if k == middle:
-                out.append((index, dets.xywh, dets.scores))
-    return out
-
-
 def load_boxes(path: Path, make) -> dict[int, Detections]:
-    """Cached ``pass_boxes`` as {frame: Detections}."""
+    """Cached ``heatrack_boxes`` of one pass as {frame: Detections}."""
     rows = cached(path, make)
     xyxy = np.concatenate([rows.xywh[:, :2], rows.xywh[:, :2] + rows.xywh[:, 2:]], axis=1)
     out = {}
@@ -126,8 +119,9 @@ def main() -> None:
                 found = {}
                 for side, det in detectors.items():
                     path = args.cache / args.folds.name / model / f"{part}-{step}-{side}.npz"
-                    found[side] = load_boxes(path, lambda d=det, ev=evaluated, e=every: [
-                        (i, b, s) for i, b, s in pass_boxes(d, ev, e)])  # fmt: skip
+                    found[side] = load_boxes(
+                        path, lambda d=det, ev=evaluated, e=every: heatrack_boxes(d, ev, e)
+                    )
                 # The extra pass's input scale of every frame (stills differ in size).
                 sy = {
                     i: network_size(im.shape[1], im.shape[0], args.extra_long_side)[3]

@@ -83,17 +83,22 @@ def frames_of(source: str, step: int):
         yield folder.name, gt, [(i, im) for i, im in every if i in wanted], every
 
 
-def heatrack_rows(detector: Detector, evaluated, every) -> MotRows:
+def heatrack_boxes(detector: Detector, evaluated, every) -> list:
+    """[(frame, xywh, scores)] of ``detector`` on the evaluated frames."""
     keep = {i for i, _ in evaluated}
     if every is not None:  # a sequence: streamed whole
-        return rows_of([(i, d.xywh, d.scores) for i, d, _ in detector.stream(every) if i in keep])
+        return [(i, d.xywh, d.scores) for i, d, _ in detector.stream(every) if i in keep]
     t, out = detector.frames, []
     middle = (t + 1) // 2
     for index, image in evaluated:  # a still: T copies, the middle one scored
         for k, dets, _ in detector.stream((k, image) for k in range(1, t + 1)):
             if k == middle:
                 out.append((index, dets.xywh, dets.scores))
-    return rows_of(out)
+    return out
+
+
+def heatrack_rows(detector: Detector, evaluated, every) -> MotRows:
+    return rows_of(heatrack_boxes(detector, evaluated, every))
 
 
 def cached(path: Path, make) -> MotRows:

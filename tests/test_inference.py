@@ -179,6 +179,17 @@ def test_folding_batch_norms_keeps_the_outputs():
         torch.testing.assert_close(after[name], before[name], atol=1e-4, rtol=1e-4)
 
 
+def _single_passes(net, decode) -> dict[int, dict]:
+    """{long side: {frame: Detections}} of the 128 and 64 px passes, each run alone."""
+    return {
+        side: {
+            i: d
+            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
+        }  # fmt: skip
+        for side in (128, 64)
+    }
+
+
 def test_extra_long_sides_merge_every_pass_by_one_nms(net):
     """Multi-scale: each frame's boxes are those of one NMS over the passes' boxes together,
     each pass decoded as alone; every frame still comes out once, in order."""
@@ -186,13 +197,7 @@ def test_extra_long_sides_merge_every_pass_by_one_nms(net):
     from heatrack.models.decode import DecodeConfig
 
     decode = DecodeConfig(score_threshold=0.0, top_k=20, level_nms_iou=0.5)
-    alone = {
-        side: {
-            i: d
-            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
-        }  # fmt: skip
-        for side in (128, 64)
-    }
+    alone = _single_passes(net, decode)
     both = Detector(net, InferenceConfig(128, extra_long_sides=(64,), decode=decode))
     out = list(both.stream(frames(4)))
     assert [i for i, _, _ in out] == [1, 2, 3, 4]
@@ -214,13 +219,7 @@ def test_extra_min_height_keeps_only_the_extra_pass_people_tall_in_its_input(net
     from heatrack.models.decode import DecodeConfig
 
     decode = DecodeConfig(score_threshold=0.0, top_k=50, level_nms_iou=0.5)
-    alone = {
-        side: {
-            i: d
-            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
-        }  # fmt: skip
-        for side in (128, 64)
-    }
+    alone = _single_passes(net, decode)
     heights = np.concatenate([d.xyxy[:, 3] - d.xyxy[:, 1] for d in alone[64].values()])
     min_height = float(np.median(heights)) / 2  # input pixels of the 64 px pass
     config = InferenceConfig(
@@ -244,13 +243,7 @@ def test_extra_score_scale_ranks_the_extra_pass_below_the_first(net):
     from heatrack.models.decode import DecodeConfig
 
     decode = DecodeConfig(score_threshold=0.0, top_k=50, level_nms_iou=0.5)
-    alone = {
-        side: {
-            i: d
-            for i, d, _ in Detector(net, InferenceConfig(side, decode=decode)).stream(frames(4))
-        }  # fmt: skip
-        for side in (128, 64)
-    }
+    alone = _single_passes(net, decode)
     config = InferenceConfig(128, extra_long_sides=(64,), extra_score_scale=0.5, decode=decode)
     for i, dets, _ in Detector(net, config).stream(frames(4)):
         xyxy = np.concatenate([alone[128][i].xyxy, alone[64][i].xyxy])
