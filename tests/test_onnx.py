@@ -231,6 +231,10 @@ def test_the_shipped_int8_embedder_serves_onnxruntime_and_a_damaged_one_is_refus
     shutil.copy(tmp_path / "int8.json", assets / "embedder-int8.json")
     loaded = load_embedder(backend="onnxruntime")
     assert isinstance(loaded, OnnxEmbedder) and loaded.meta["int8"]["crops"] == 8
+    monkeypatch.setenv("HEATRACK_INT8", "0")  # a CPU without int8 dot products: the float .pt
+    with pytest.raises(weights.WeightsError, match="no shipped 'embedder' model"):
+        load_embedder(backend="onnxruntime")
+    monkeypatch.setenv("HEATRACK_INT8", "1")
     with open(assets / "embedder-int8.onnx", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(weights.WeightsError, match="embedder-int8.onnx: missing or damaged"):
