@@ -27,6 +27,7 @@ from heatrack.eval.detection import evaluate_detections  # noqa: E402
 from heatrack.inference import Detector, InferenceConfig  # noqa: E402
 from heatrack.io.mot import MotRows, read_gt  # noqa: E402
 from heatrack.io.sources import MotSequenceSource  # noqa: E402
+from heatrack.models.decode import DecodeConfig  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -62,10 +63,8 @@ def main() -> None:
     ap.add_argument("--score-threshold", type=float, default=0.05)
     ap.add_argument("--hog-upscale", type=float, default=1.5)
     args = ap.parse_args()
-    config = InferenceConfig(input_long_side=args.long_side)
-    config = type(config)(
-        input_long_side=args.long_side,
-        decode=type(config.decode)(score_threshold=args.score_threshold),
+    config = InferenceConfig(decode=DecodeConfig(score_threshold=args.score_threshold)).sized(
+        args.long_side
     )
     detector = Detector.from_checkpoint(args.checkpoint, config)
     hog = cv2.HOGDescriptor()

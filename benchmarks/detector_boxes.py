@@ -108,7 +108,7 @@ def main() -> None:
         yolox_levels()
         return
     decode = DecodeConfig(score_threshold=0.05, level_peak_window=args.peak_window)
-    config = InferenceConfig(input_long_side=args.long_side, decode=decode)
+    config = InferenceConfig(decode=decode).sized(args.long_side)
     models = [(str(c), Detector.from_checkpoint(c, config)) for c in args.checkpoint]
     if args.levels_untrained:
         net = HeatmapNet(HeatmapNetConfig(backbone="yolox_nano", head="levels",

@@ -102,7 +102,7 @@ def main() -> None:
     for model in args.models or args.sources:
         weights = args.folds / model / "last.pt"
         detectors = {
-            side: Detector.from_checkpoint(weights, InferenceConfig(side, decode=decode))
+            side: Detector.from_checkpoint(weights, InferenceConfig(decode=decode).sized(side))
             for side in sides
         }
         table[model] = {}

@@ -123,9 +123,21 @@ def main() -> None:
     ap.add_argument("--folds", type=Path, help="per source, DIR/<source>/last.pt left it out")
     ap.add_argument("--step", type=int, default=1, help="every step-th labelled frame / image")
     ap.add_argument("--pets-step", type=int, default=5, help="PETS09's 795 frames: every 5th")
-    ap.add_argument("--long-side", type=int, default=512)
-    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
-                    help="heatrack multi-scale: InferenceConfig.extra_long_sides")  # fmt: skip
+    ap.add_argument(
+        "--long-side",
+        type=int,
+        metavar="N",
+        help="heatrack reads every frame at N (default: InferenceConfig's, 512 px "
+        "and 640 for frames of at least 960)",
+    )
+    ap.add_argument(
+        "--extra-long-sides",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="heatrack multi-scale, every frame: InferenceConfig.extra_long_sides",
+    )
+    # fmt: skip
     ap.add_argument("--peak-window", type=int, default=DecodeConfig.level_peak_window,
                     help="levels models: DecodeConfig.level_peak_window")  # fmt: skip
     ap.add_argument("--score-threshold", type=float, default=0.01,
@@ -139,10 +151,7 @@ def main() -> None:
         score_threshold=args.score_threshold, top_k=args.top_k,
         level_peak_window=args.peak_window,
     )  # fmt: skip
-    config = InferenceConfig(
-        input_long_side=args.long_side, extra_long_sides=tuple(args.extra_long_sides),
-        decode=decode,
-    )  # fmt: skip
+    config = InferenceConfig(decode=decode).sized(args.long_side, args.extra_long_sides)
     yolox = YoloxPeople(YOLOX, score_threshold=0.01)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

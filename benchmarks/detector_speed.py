@@ -18,6 +18,7 @@ untimed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -70,9 +71,24 @@ def main() -> None:
         "--frames", type=int, nargs="*", default=[1, 3, 5], help="window lengths T (none: skip)"
     )
     ap.add_argument("--checkpoint", help="detector for the second table (default: the shipped one)")
-    ap.add_argument("--long-side", type=int, default=512)
-    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
-                    help="second table: InferenceConfig.extra_long_sides")  # fmt: skip
+    ap.add_argument(
+        "--long-side",
+        type=int,
+        metavar="N",
+        help="every frame at N (default: InferenceConfig's passes; first table 512)",
+    )
+    ap.add_argument(
+        "--extra-long-sides",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="N",
+        help="second table, every frame also at these (none given: one pass)",
+    )
+    # fmt: skip
+    ap.add_argument(
+        "--backends", nargs="+", choices=("torch", "onnxruntime"), default=["torch", "onnxruntime"]
+    )
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the second table's detector")
     args = ap.parse_args()
@@ -85,14 +101,15 @@ def main() -> None:
     print(f"measured float32 matmul throughput: {peak:.1f} GFLOP/s")
     print("| T | input | frames | FPS (decode+net+peaks) | GFLOP/frame | share of matmul peak |")
     print("|---:|---|---:|---:|---:|---:|")
+    first_side = args.long_side or InferenceConfig.input_long_side
     for t in args.frames:
         torch.manual_seed(0)
         model = HeatmapNet(HeatmapNetConfig(frames=t), pretrained=False)
-        detector = Detector(model, InferenceConfig(input_long_side=args.long_side))
+        detector = Detector(model, InferenceConfig().sized(first_side))
         w, h = open_source(args.video).size
         n, fps = stream_fps(detector, args.video, args.max_frames)
-        gflop = flops_per_frame(model, w, h, args.long_side) / 1e9
-        in_w, in_h, _, _ = network_size(w, h, args.long_side)
+        gflop = flops_per_frame(model, w, h, first_side) / 1e9
+        in_w, in_h, _, _ = network_size(w, h, first_side)
         print(
             f"| {t} | {in_w}x{in_h} | {n} | {fps:.1f} | {gflop:.2f} | "
             f"{100 * gflop * fps / peak:.0f}% |",
@@ -101,8 +118,10 @@ def main() -> None:
     os.environ.setdefault("HEATRACK_CACHE", tempfile.mkdtemp(prefix="heatrack-speed-"))
     trained = load_detector(args.checkpoint)
     version, t = trained.meta.get("version", args.checkpoint), trained.model.config.frames
-    in_w, in_h, _, _ = network_size(*open_source(args.video).size, args.long_side)
-    passes = "".join(f" + {x}" for x in args.extra_long_sides)
+    sized = InferenceConfig().sized(args.long_side, args.extra_long_sides)
+    first, *extra = sized.passes(*open_source(args.video).size)
+    in_w, in_h, _, _ = network_size(*open_source(args.video).size, first)
+    passes = "".join(f" + {x}" for x in extra)
     print(
         f"\nThe detector {version} (T = {t}, {in_w}x{in_h}{passes}): links on and off alternate "
         f"{args.repeat} times per backend (median FPS); the links' cost is also timed inside "
@@ -111,15 +130,12 @@ def main() -> None:
     )
     print("| backend | FPS, links off | FPS, links on | head + linker ms/frame | links' cost |")
     print("|---|---:|---:|---:|---:|")
-    for backend in ("torch", "onnxruntime"):
+    for backend in args.backends:
         fps = {True: [], False: []}
         spent, total = 0.0, 0.0
         for _ in range(args.repeat):
             for links in (False, True):
-                config = InferenceConfig(
-                    input_long_side=args.long_side, use_links=links,
-                    extra_long_sides=tuple(args.extra_long_sides),
-                )  # fmt: skip
+                config = dataclasses.replace(sized, use_links=links)
                 detector = load_detector(args.checkpoint, config=config, backend=backend)
                 timer = LinkTimer(detector) if links else None
                 n, rate = stream_fps(detector, args.video, args.max_frames)

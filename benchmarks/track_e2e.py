@@ -62,11 +62,11 @@ COLUMNS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
 def heatrack_rows(
-    folder: Path, appearance: bool, checkpoint=None, embedder_weights=None, extra_long_sides=()
+    folder: Path, appearance: bool, checkpoint=None, embedder_weights=None, extra_long_sides=None
 ) -> tuple[MotRows, float]:
     """Results of the shipped models (or the detector ``checkpoint`` and the embedder
     ``embedder_weights``) on a sequence, and frames per second end to end."""
-    detector = load_detector(checkpoint, InferenceConfig(extra_long_sides=tuple(extra_long_sides)))
+    detector = load_detector(checkpoint, InferenceConfig().sized(None, extra_long_sides))
     if checkpoint is not None and "tracker" not in detector.meta:  # training checkpoints
         detector.meta = {**detector.meta, "tracker": load_detector().meta["tracker"]}
     embedder = load_embedder(embedder_weights) if appearance else None
@@ -118,8 +118,9 @@ def main() -> None:
         action="store_true",
         help="leave out the shipped models' entries (which trained on these sequences)",
     )
-    ap.add_argument("--extra-long-sides", type=int, nargs="+", default=[], metavar="N",
-                    help="detector passes: InferenceConfig.extra_long_sides")  # fmt: skip
+    ap.add_argument("--extra-long-sides", type=int, nargs="*", default=None, metavar="N",
+                    help="detector passes for every frame (none given: one; default: "
+                    "InferenceConfig's)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
     held_out = {}

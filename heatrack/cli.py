@@ -78,7 +78,7 @@ def _models_for(args: argparse.Namespace):
     return Models(
         checkpoint=str(args.checkpoint) if args.checkpoint else None,
         input_long_side=args.input_long_side,
-        extra_long_sides=tuple(args.extra_long_sides),
+        extra_long_sides=None if args.extra_long_sides is None else tuple(args.extra_long_sides),
         extra_min_height=args.extra_min_height,
         extra_score_scale=args.extra_score_scale,
         use_links=not args.no_links,
@@ -182,11 +182,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from heatrack.models.onnx import usable_backend
 
     config = InferenceConfig(
-        input_long_side=args.input_long_side,
-        extra_long_sides=tuple(args.extra_long_sides),
-        extra_min_height=args.extra_min_height,
-        extra_score_scale=args.extra_score_scale,
-    )
+        extra_min_height=args.extra_min_height, extra_score_scale=args.extra_score_scale
+    ).sized(args.input_long_side, args.extra_long_sides)
     config = dataclasses.replace(
         config, decode=dataclasses.replace(config.decode, score_threshold=args.score_threshold)
     )
@@ -219,7 +216,7 @@ def _cmd_pseudo_label(args: argparse.Namespace) -> int:
     cfg = PseudoLabelConfig(
         min_track_seconds=args.min_track_seconds, min_peak_score=args.min_peak_score
     )
-    inference = InferenceConfig(input_long_side=args.input_long_side)
+    inference = InferenceConfig().sized(args.input_long_side)
     inference = dataclasses.replace(
         inference,
         decode=dataclasses.replace(inference.decode, score_threshold=cfg.ignore_score),
@@ -536,11 +533,13 @@ def _add_extra_long_sides(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--extra-long-sides",
         type=int,
-        nargs="+",
-        default=[],
+        nargs="*",
+        default=None,
         metavar="N",
-        help="multi-scale: also run the detector at these long sides and merge the boxes by NMS "
-        "(320 beside 512 finds people that fill the frame; about 1.4 times the network cost)",
+        help="multi-scale: also run the detector at these long sides and merge the boxes by NMS, "
+        "for every frame (none given: one pass). 320 beside 512 finds people that fill the "
+        "frame, at about 1.4 times the network cost (default: InferenceConfig's passes, "
+        "which large frames have of their own)",
     )
     p.add_argument(
         "--extra-min-height",
@@ -624,9 +623,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-long-side",
         type=int,
-        default=512,
-        help="the detector sees frames resized so their longer side is this (default 512; "
-        "1024 finds the small people of 1080p video better, with four times the pixels to process)",
+        default=None,
+        help="the detector sees every frame resized so its longer side is this (default: "
+        "InferenceConfig's, 512, with large frames read larger); 1024 finds the small people "
+        "of 1080p video better, with four times the pixels to process",
     )
     _add_extra_long_sides(p)
     _add_backend(p)
@@ -738,9 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-long-side",
         type=int,
-        default=512,
-        help="frames are resized so their longer side is this (default 512, as `track`; "
-        "1024 finds the small people of 1080p video better, with four times the pixels to process)",
+        default=None,
+        help="every frame is resized so its longer side is this (default: as `track`)",
     )
     _add_extra_long_sides(p)
     p.add_argument("--score-threshold", type=float, default=0.3)

@@ -5,7 +5,8 @@ neck once, and its features wait in a queue; each new frame completes a window, 
 the fusion and the heads run. A frame appears in up to T windows; its heatmap, size and offset
 maps are the average over all of them, and it is decoded when the last window containing it
 has run (a latency of T - 1 frames). Frames are resized keeping their aspect ratio, so the
-longer side is ``input_long_side``, then padded to a multiple of 32.
+longer side is ``input_long_side`` (``large_frame_long_sides`` for frames at least
+``large_frame_side`` wide or tall), then padded to a multiple of 32.
 
 A model with the displacement head also predicts, for frame t, where each person was in frame
 t - 1. That head reads only the pair (t - 1, t) of per-frame features, and only around the
@@ -72,6 +73,15 @@ class InferenceConfig:
     #: passes find a person the first pass's box wins the NMS, and a person only the extra
     #: pass finds ranks below the first pass's confident ones.
     extra_score_scale: float = 1.0
+    #: Frames whose longer side is at least this many pixels (0: none) are read at
+    #: ``large_frame_long_sides`` instead of ``input_long_side`` and ``extra_long_sides``: a
+    #: 1080p frame holds people too small for a 512 px input, and its decoding leaves time
+    #: for a larger one, which a 640x480 frame's real-time budget does not. 960 and 640 were
+    #: chosen leave-one-source-out among rules that keep the speed bars (BENCHMARKS.md, "The
+    #: input by the frame's size").
+    large_frame_side: int = 960
+    #: The passes of large frames (the first is the main pass, as ``input_long_side``).
+    large_frame_long_sides: tuple[int, ...] = (640,)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     #: Tracklet linking from the displacement head (models that have it).
     links: LinkConfig = field(default_factory=LinkConfig)
@@ -80,6 +90,28 @@ class InferenceConfig:
     use_links: bool = True
     #: Torch threads (0: leave torch's default).
     threads: int = 0
+
+    def sized(
+        self, input_long_side: int | None = None, extra_long_sides: Iterable[int] | None = None
+    ) -> InferenceConfig:
+        """This config with a user's explicit sizes (``heatrack track --input-long-side``):
+        what is given holds for every frame, so large frames get no passes of their own."""
+        if input_long_side is None and extra_long_sides is None:
+            return self
+        return dataclasses.replace(
+            self,
+            input_long_side=input_long_side or self.input_long_side,
+            extra_long_sides=self.extra_long_sides
+            if extra_long_sides is None
+            else tuple(extra_long_sides),
+            large_frame_side=0,
+        )
+
+    def passes(self, width: int, height: int) -> tuple[int, ...]:
+        """The long sides a width x height frame is read at; the first is the main pass."""
+        if self.large_frame_side and max(width, height) >= self.large_frame_side:
+            return tuple(self.large_frame_long_sides)
+        return (self.input_long_side, *self.extra_long_sides)
 
 
 def network_size(width: int, height: int, long_side: int) -> tuple[int, int, float, float]:
@@ -149,23 +181,21 @@ class Detector:
         network's stride, over the frame only (the padding cut away).
         """
         t = self.frames
-        sides = (self.config.input_long_side, *self.config.extra_long_sides)
-        if len(sides) > 1 and self.model.config.displacement and self.config.use_links:
-            raise ValueError(
-                "extra_long_sides (multi-scale) cannot be combined with the displacement "
-                "head's links: turn links off (use_links=False, heatrack track --no-links)"
-            )
         # Per pass: (index, features, size) of frames whose windows are not done, and the
         # map sums and window counts of frames being averaged.
-        queues: list[deque] = [deque() for _ in sides]
-        sums: list[dict[int, dict[str, torch.Tensor]]] = [{} for _ in sides]
-        counts: list[dict[int, int]] = [{} for _ in sides]
+        queues: list[deque] = []
+        sums: list[dict[int, dict[str, torch.Tensor]]] = []
+        counts: list[dict[int, int]] = []
         self._linker = TrackletLinker(self.config.links)
         self._finished = None  # features of the last frame decoded: the pair of the next
-        sizes, frame_wh = [], None
+        sides, sizes, frame_wh = (), [], None
         for index, image in frames:
             if (image.shape[1], image.shape[0]) != frame_wh:
                 frame_wh = (image.shape[1], image.shape[0])
+                if not sides:  # the passes follow the stream's first frame
+                    sides = self._passes(*frame_wh)
+                    queues = [deque() for _ in sides]
+                    sums, counts = [{} for _ in sides], [{} for _ in sides]
                 sizes = [network_size(*frame_wh, side) for side in sides]
                 # Map cells over the frame (the input is padded right and bottom).
                 finest = getattr(self.model, "strides", (STRIDE,))[0]  # stand-ins: one level
@@ -180,11 +210,23 @@ class Detector:
                 for queue, s, c in zip(queues, sums, counts, strict=True):
                     self._run_window(list(queue), s, c)
                 yield self._finish(queues, sums, counts, keep_maps)
+        if not queues:
+            return
         if queues[0] and not counts[0]:  # fewer frames than a window: pad with the last frame
             for queue, s, c in zip(queues, sums, counts, strict=True):
                 self._run_window(list(queue) + [queue[-1]] * (t - len(queue)), s, c)
         while queues[0]:  # the last T - 1 frames: every window containing them has run
             yield self._finish(queues, sums, counts, keep_maps)
+
+    def _passes(self, width: int, height: int) -> tuple[int, ...]:
+        sides = self.config.passes(width, height)
+        if len(sides) > 1 and self.model.config.displacement and self.config.use_links:
+            raise ValueError(
+                f"{len(sides)} passes (multi-scale, for {width}x{height} frames) cannot be "
+                "combined with the displacement head's links: turn links off "
+                "(use_links=False, heatrack track --no-links)"
+            )
+        return sides
 
     def _run_window(self, window, sums, counts) -> None:
         if self.levels:  # per level, (1, T, C, h, w)

@@ -105,9 +105,10 @@ class Models:
 
     #: Detector weights; None: the shipped detector.
     checkpoint: str | None = None
-    input_long_side: int = 512
-    #: More detector passes (``InferenceConfig.extra_long_sides``).
-    extra_long_sides: tuple[int, ...] = ()
+    #: The detector's input long side and more passes for every frame; None: the defaults
+    #: of ``InferenceConfig``, large frames with passes of their own (``InferenceConfig.sized``).
+    input_long_side: int | None = None
+    extra_long_sides: tuple[int, ...] | None = None
     extra_min_height: float = 0.0
     extra_score_scale: float = 1.0
     use_links: bool = True
@@ -129,13 +130,11 @@ class Models:
 
         backend = usable_backend(self.backend)
         inference = InferenceConfig(
-            input_long_side=self.input_long_side,
-            extra_long_sides=tuple(self.extra_long_sides),
             extra_min_height=self.extra_min_height,
             extra_score_scale=self.extra_score_scale,
             use_links=self.use_links,
             threads=self.threads,
-        )
+        ).sized(self.input_long_side, self.extra_long_sides)
         detector = load_detector(self.checkpoint, inference, backend=backend)
         embedder = None
         if self.reid and self.reid != "none":

@@ -296,3 +296,21 @@ def test_level_targets_put_each_person_on_the_level_of_its_scale():
     assert mask[:n8].reshape(32, 32)[155 // 8, 60 // 8] == 1  # too far from 8's range
     with pytest.raises(ValueError, match="level_bounds"):
         render_level_targets(np.array([small]), np.zeros((0, 4)), layout[:2], cfg)
+
+
+def test_level_overlap_makes_a_person_near_a_bound_a_positive_on_both_levels():
+    from heatrack.data.clips import render_level_targets
+    from heatrack.models.heatmap import levels_layout
+
+    layout = levels_layout((8, 16, 32), 256, 256)
+    large = [0, 60, 120, 250]  # sqrt(120 * 190) = 151: stride 32, within 1.25 of 128
+    middle = [100, 100, 140, 200]  # 63: stride 16, far from both bounds
+    cfg = TargetConfig(level_bounds=(36.0, 128.0), level_margin=1.25, level_overlap=True)
+    t = render_level_targets(np.array([large, middle]), np.zeros((0, 4)), layout, cfg)
+    n8, n16 = 32 * 32, 16 * 16
+    index = t["index"][t["valid"]]
+    centre16 = n8 + (155 // 16) * 16 + 60 // 16
+    centre32 = n8 + n16 + (155 // 32) * 8 + 60 // 32
+    assert sorted(index.tolist()) == sorted([centre16, centre32, n8 + 9 * 16 + 7])
+    heat, mask = t["heatmap"][0], t["mask"][0]
+    assert heat[centre16] == 1.0 and mask[centre16] == 1  # a positive, not ignored, on 16

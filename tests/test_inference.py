@@ -263,3 +263,38 @@ def test_extra_long_sides_refuse_the_links_they_cannot_keep():
         list(Detector(linked, config).stream(frames(2)))
     config = InferenceConfig(128, extra_long_sides=(64,), use_links=False)
     assert len(list(Detector(linked, config).stream(frames(2)))) == 2
+
+
+def test_large_frames_are_read_at_their_own_passes(net):
+    """A frame whose longer side reaches large_frame_side gets large_frame_long_sides, a
+    smaller one input_long_side + extra_long_sides; the passes follow the stream's first
+    frame, so a stream of large frames detects exactly as its passes set explicitly."""
+    from heatrack.models.decode import DecodeConfig
+
+    decode = DecodeConfig(score_threshold=0.0, top_k=20)
+    config = InferenceConfig(
+        64, extra_long_sides=(32,), large_frame_side=128, large_frame_long_sides=(128,),
+        decode=decode,
+    )  # fmt: skip
+    assert config.passes(128, 96) == (128,) and config.passes(127, 96) == (64, 32)
+    assert InferenceConfig(512, large_frame_side=0).passes(3840, 2160) == (512,)  # none large
+    default = InferenceConfig()  # 1080p at 640 px, 768x576 and smaller at 512
+    assert default.passes(1920, 1080) == (640,) and default.passes(768, 576) == (512,)
+    # An explicit size (heatrack track --input-long-side) holds for every frame.
+    assert default.sized(1024).passes(1920, 1080) == (1024,)
+    assert default.sized(None, [320]).passes(1920, 1080) == (512, 320)
+    assert default.sized() == default
+    large = list(Detector(net, config).stream(frames(4)))
+    explicit = list(Detector(net, InferenceConfig(128, decode=decode)).stream(frames(4)))
+    small = list(Detector(net, config).stream(frames(4, h=72, w=96)))
+    two = InferenceConfig(64, extra_long_sides=(32,), decode=decode)
+    small_explicit = list(Detector(net, two).stream(frames(4, h=72, w=96)))
+    for got, want in ((large, explicit), (small, small_explicit)):
+        assert [i for i, _, _ in got] == [1, 2, 3, 4]
+        for (_, a, _), (_, b, _) in zip(got, want, strict=True):
+            np.testing.assert_allclose(a.xyxy, b.xyxy)
+    as_small = list(Detector(net, two).stream(frames(4)))  # the large frames, small passes
+    assert any(
+        a.xyxy.shape != b.xyxy.shape or not np.allclose(a.xyxy, b.xyxy)
+        for (_, a, _), (_, b, _) in zip(large, as_small, strict=True)
+    )  # fmt: skip

@@ -20,7 +20,8 @@ Per frame, at the network's output stride:
 - for a "levels" model (``render_level_targets``), the same per level, each person on the
   level its scale belongs to (``level_bounds``, sqrt(w h) in input pixels, measured from which
   level of YOLOX-nano's head finds people of what size), its box an ignore region on the
-  neighbouring level when it is within ``level_margin`` of the boundary; every map flattened
+  neighbouring level when it is within ``level_margin`` of the boundary (a positive there
+  too with ``level_overlap``); every map flattened
   over the levels' cells like the model's, ``index`` into those cells.
 - ``displacement``, ``linked`` (K objects): with identities and the previous frame's centres,
   the vector in cells from each centre to the same person's centre one frame earlier, and
@@ -63,6 +64,9 @@ class TargetConfig:
     #: ... and within this factor of a bound, the neighbouring level ignores the person
     #: instead of teaching "nobody here".
     level_margin: float = 1.25
+    #: ... or, True, is a positive on both levels there (FoveaBox's overlapping scale
+    #: ranges): YOLOX-nano's own head finds people of 31-42 px at both strides 8 and 16.
+    level_overlap: bool = False
 
 
 def split_boxes(rows: MotRows, min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,6 +214,8 @@ def render_level_targets(
         if k < len(bounds):
             near |= (level == k + 1) & (scale / margin < bounds[k])
         mine = level == k
+        if config.level_overlap:
+            mine, near = mine | near, np.zeros_like(near)
         t = render_targets(
             positives[mine], np.concatenate([ignored, positives[near]]), h, w,
             replace(config, stride=stride), ids[mine], previous,
