@@ -67,7 +67,7 @@ def measure(video: str, backend: str, appearance: bool, links: bool, frames: int
         "tracked_boxes_per_frame": boxes / max(len(times), 1),
         "embedded_per_frame": crops[0] / max(len(times), 1),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "input": f"long side {detector.config.input_long_side}",
+        "input": "long side " + " + ".join(map(str, detector.config.passes(*source.size))),
     }
 
 
