@@ -13,7 +13,9 @@ and every peer.
 Candidates: the current ``TrackerConfig`` defaults (adaptation off and on) plus configs drawn
 around them by a seeded sampler, in pools (``--pools SEED:N[:adaptive][:fps]``; the second default
 pool draws only configs with score adaptation on, at high quantiles, after the first pool
-had shown those to transfer best). Scores of
+had shown those to transfer best; ``raise`` pools, the ``grid`` and ``lowbirth`` use lift-only
+adaptation, added after the 2026-12-04 run; ``lowbirth`` adds persistent low-score births).
+Scores of
 (candidate, regime) pairs and the peers' are kept in ``--out/scores.json`` and
 ``--out/peers.json`` as they are made, so an interrupted
 run continues where it stopped (delete the file after changing the tracker).
@@ -55,12 +57,21 @@ def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerCo
     """The defaults (off and on adaptation), then ``n`` seeded draws around them (thresholds
     kept consistent). Kinds: ``adaptive``, every draw with score adaptation at a high
     quantile; ``fps``, every draw also with a frame-rate gate (``gate_fps_power`` 0.5 or 1,
-    on stage 1 or on every stage)."""
-    adaptive, fps = "adaptive" in kinds, "fps" in kinds
+    on stage 1 or on every stage); ``raise``, every draw with lift-only adaptation
+    (``score_raise_only``), and the defaults with it at quantile 0.9 or 0.99 and frame-rate
+    power 0 or 1 first."""
+    adaptive, fps, lift = "adaptive" in kinds, "fps" in kinds, "raise" in kinds
     rng = np.random.default_rng(seed)
     base = TrackerConfig()
     out = [base, dataclasses.replace(base, score_adaptation=True)]
-    while len(out) < n + 2:
+    if lift:
+        out += [
+            dataclasses.replace(base, score_adaptation=True, score_raise_only=True,
+                                score_quantile=q, gate_fps_power=p)
+            for q in (0.9, 0.99) for p in (0.0, 1.0)
+        ]  # fmt: skip
+    first = len(out)
+    while len(out) < n + first:
         high = float(rng.uniform(0.3, 0.75))
         draw = dataclasses.replace(
             base,
@@ -80,6 +91,8 @@ def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerCo
                 rng.choice([0.95, 0.98, 0.99] if adaptive else [0.9, 0.95, 0.98, 0.99])
             ),
         )
+        if lift:
+            draw = dataclasses.replace(draw, score_adaptation=True, score_raise_only=True)
         if fps:  # drawn after the rest, so the other pools' draws are as before
             draw = dataclasses.replace(
                 draw,
@@ -90,19 +103,63 @@ def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerCo
     return out
 
 
+#: The defaults with lift-only adaptation (quantile 0.99) and the frame-rate gate (power 1):
+#: the centre of the ``grid`` and ``lowbirth`` pools.
+LIFTED = dataclasses.replace(
+    TrackerConfig(), score_adaptation=True, score_raise_only=True, score_quantile=0.99,
+    gate_fps_power=1.0,
+)  # fmt: skip
+
+
+def grid() -> list[TrackerConfig]:
+    """``LIFTED`` over the thresholds the random pools showed to trade one regime against
+    another: the start score (high = new-track score - 0.05), the stage-2 gate, min_hits and
+    the lost time."""
+    base = LIFTED
+    return [
+        dataclasses.replace(base, high_score=h, new_track_score=round(h + 0.05, 2),
+                            low_match_cost=lm, min_hits=mh, max_lost_seconds=lost)
+        for h in (0.4, 0.45, 0.5, 0.55, 0.6) for lm in (0.3, 0.5) for mh in (1, 2)
+        for lost in (2.0, 3.0)
+    ]  # fmt: skip
+
+
+def low_birth_grid() -> list[TrackerConfig]:
+    """``LIFTED`` with persistent low-score births (``low_birth_score``, ``low_birth_hits``),
+    at the default start score and at 0.5."""
+    return [
+        dataclasses.replace(LIFTED, low_birth_score=b, low_birth_hits=n, high_score=h,
+                            new_track_score=round(h + 0.05, 2))
+        for h in (0.6, 0.5) for b in (0.3, 0.4, 0.5) for n in (3, 5, 8) if b < h
+    ]  # fmt: skip
+
+
 def pools(specs: list[str]) -> list[TrackerConfig]:
-    """Candidates of every ``SEED:N[:KIND[:KIND]]`` pool (kinds: adaptive, fps), duplicates
-    once."""
+    """Candidates of every ``SEED:N[:KIND[:KIND]]`` pool (kinds: adaptive, fps, raise) and of
+    ``grid``, duplicates once."""
     out = {}
     for spec in specs:
-        seed, n, *kinds = spec.split(":")
-        for c in candidates(int(n), int(seed), tuple(kinds)):
+        if spec in ("grid", "lowbirth"):
+            made = grid() if spec == "grid" else low_birth_grid()
+        else:
+            seed, n, *kinds = spec.split(":")
+            made = candidates(int(n), int(seed), tuple(kinds))
+        for c in made:
             out.setdefault(key(c), c)
     return list(out.values())
 
 
+#: Fields added to ``TrackerConfig`` after scores were kept: left out of the key at their
+#: default, so a kept score stays under the key it was made with.
+LATER_FIELDS = {"score_raise_only": False, "low_birth_score": 1.0, "low_birth_hits": 5}
+
+
 def key(config: TrackerConfig) -> str:
-    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=float)
+    fields = dataclasses.asdict(config)
+    for name, default in LATER_FIELDS.items():
+        if fields[name] == default:
+            del fields[name]
+    text = json.dumps(fields, sort_keys=True, default=float)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 

@@ -264,6 +264,40 @@ def test_established_track_coasts_through_a_short_miss_at_its_prediction():
     assert len(tr.update(Detections.empty())) == 0
 
 
+def test_min_hits_one_reports_a_track_from_its_first_detection():
+    tr = Tracker(TrackerConfig(min_hits=1))
+    tr.update(Detections.empty())
+    assert tr.update(dets(box(50, 50))).ids.tolist() == [1]
+    tr = Tracker(TrackerConfig(min_hits=2))
+    tr.update(Detections.empty())
+    assert len(tr.update(dets(box(50, 50)))) == 0
+    assert tr.update(dets(box(52, 50))).ids.tolist() == [1]
+
+
+def test_low_score_births_track_a_person_scored_low_throughout_but_not_flicker():
+    """A walker scored 0.4 in every frame never starts a track at the default thresholds;
+    with low-score births it is confirmed after ``low_birth_hits`` consecutive frames. Clutter
+    at the same score that shows every other frame never becomes a track."""
+
+    def run(cfg):
+        tr, out = Tracker(cfg), []
+        tr.update(Detections.empty())
+        for k in range(12):
+            boxes, scores = [box(100 + 3 * k, 100)], [0.4]
+            if k % 2 == 0:
+                boxes.append(box(400, 300))
+                scores.append(0.4)
+            out.append(tr.update(dets(*boxes, scores=scores)))
+        return out
+
+    assert sum(len(t) for t in run(TrackerConfig())) == 0
+    out = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5))
+    reported = [t.det_index.tolist() for t in out]
+    assert reported[:4] == [[]] * 4  # tentative for the first four frames
+    assert all(r == [0] for r in reported[4:])  # then the walker (row 0) only, one id
+    assert {int(i) for t in out for i in t.ids} == {1}
+
+
 def test_known_image_size_clips_public_detections_without_frames():
     tr = Tracker(TrackerConfig(output_kalman_box=False), image_size=(200, 100))
     out = tr.update(dets([-10, 20, 30, 140], [300, 10, 340, 60]))
@@ -294,6 +328,35 @@ def test_score_adaptation_keeps_the_tracks_of_rescaled_scores(factor):
         np.testing.assert_allclose(box_a, box_b)
     fixed = TrackerConfig()
     assert sum(len(i) for i, _ in run(factor, fixed)) < 0.7 * sum(len(i) for i, _ in run(1, fixed))
+
+
+def test_raise_only_adaptation_lifts_low_scales_and_leaves_a_reaching_scale_alone():
+    """With ``score_raise_only`` a detector already at the reference scale tracks exactly as
+    without adaptation, and two low scales of the same detector give the same tracks."""
+    seq = render(SyntheticConfig(length=60, num_people=6, seed=5))
+    dets = detections_from_gt(seq.gt, 60, seq.config.width, seq.config.height, NoiseModel(seed=1))
+    assert np.quantile(dets.conf, 0.9) >= 0.9  # this detector reaches the reference
+
+    def run(scale, cfg):
+        tracker, out = Tracker(cfg, frame_rate=25), []
+        for f in range(1, 61):
+            rows = dets[dets.frames == f]
+            tracks = tracker.update(Detections(rows.xyxy, rows.conf * scale))
+            out.append((tracks.ids.copy(), tracks.xyxy.copy(), tracks.scores.copy()))
+        return out
+
+    def same(a, b):
+        for (ids_a, box_a, sc_a), (ids_b, box_b, sc_b) in zip(a, b, strict=True):
+            np.testing.assert_array_equal(ids_a, ids_b)
+            np.testing.assert_allclose(box_a, box_b)
+            np.testing.assert_allclose(sc_a, sc_b, rtol=1e-5)
+
+    lifting = TrackerConfig(score_adaptation=True, score_raise_only=True)
+    same(run(1.0, lifting), run(1.0, TrackerConfig()))
+    same(run(0.5, lifting), run(0.3, lifting))
+    low = run(0.4, lifting)
+    assert sum(len(i) for i, *_ in low) > 0.8 * sum(len(i) for i, *_ in run(1.0, lifting))
+    assert sum(len(i) for i, *_ in run(0.4, TrackerConfig())) < 0.7 * sum(len(i) for i, *_ in low)
 
 
 def test_score_adaptation_state_resumes_exactly():

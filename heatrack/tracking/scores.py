@@ -7,6 +7,13 @@ score ``s`` to ``min(1, s * reference / q)``, ``q`` the running ``quantile`` of 
 (this frame's included, so the first frame is scaled by itself): multiplying every score by a
 constant leaves the mapped scores, and so the tracks, unchanged. Scores are remembered before
 any threshold, so the quantile describes the detector, not the tracker's choices.
+
+With ``raise_only`` the factor is never below 1: a detector whose scores reach ``reference``
+at that quantile keeps its own scores (the thresholds were tuned on such scales), and only a
+detector whose scores fall short, shifted low or squeezed, is lifted to it. Rescaling then
+keeps the tracks as long as the rescaled quantile stays at or below ``reference``. A lift
+waits for ``min_scores`` scores: one low false positive on the first frame says nothing about
+the detector's scale.
 """
 
 from __future__ import annotations
@@ -15,11 +22,20 @@ import numpy as np
 
 
 class ScoreScale:
-    def __init__(self, quantile: float = 0.9, reference: float = 0.9, window: int = 2000):
+    def __init__(
+        self,
+        quantile: float = 0.9,
+        reference: float = 0.9,
+        window: int = 2000,
+        raise_only: bool = False,
+        min_scores: int = 1,
+    ):
         if not 0 < quantile < 1:
             raise ValueError(f"score quantile {quantile}: must be in (0, 1)")
         self.quantile = quantile
         self.reference = reference
+        self.raise_only = raise_only
+        self.min_scores = min_scores
         self.window = window
         self._scores = np.zeros(window, np.float64)
         self._count = 0  # scores seen so far (the buffer is a ring)
@@ -34,10 +50,10 @@ class ScoreScale:
             self._scores[at] = finite
             self._count += n
         seen = self._scores[: min(self._count, self.window)]
-        if len(seen) == 0:
+        if len(seen) < max(self.min_scores, 1):
             return scores
         q = _quantile(seen, self.quantile)
-        if q <= 0:
+        if q <= 0 or (self.raise_only and q >= self.reference):
             return scores
         return np.minimum(scores * (self.reference / q), 1.0)
 

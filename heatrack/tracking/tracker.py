@@ -28,7 +28,9 @@ One frame of ``update``:
    and only where no other candidate comes close (``reid_margin``).
 8. Lifecycle: a track is tentative until ``min_hits`` consecutive matches, confirmed while
    matched, lost when missed, and removed after ``max_lost_seconds`` (``reid_max_lost_seconds``
-   with embeddings). Unmatched confident detections start tentative tracks.
+   with embeddings). Unmatched confident detections start tentative tracks; with
+   ``low_birth_score``, unmatched low-score ones do too, confirmed only after
+   ``low_birth_hits`` consecutive matches.
 
 A track matched again after a gap is re-updated along a straight line between its last and
 new observation (OC-SORT's observation-centric re-update), so velocity learnt from pure
@@ -61,6 +63,8 @@ from heatrack.types import Detections, Tracks
 log = logging.getLogger(__name__)
 
 TENTATIVE, CONFIRMED, LOST = 0, 1, 2
+#: Scores a lifting adaptation sees before it lifts (a few frames of a busy scene).
+RAISE_MIN_SCORES = 30
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,16 @@ class TrackerConfig:
     distance_iou: bool = False
     #: Weight the IoU by the detection score in stages 1 and 4 (ByteTrack's score fusion).
     fuse_score: bool = True
-    #: Consecutive matches before a track is confirmed and reported. Tracks born in the
-    #: first frame are confirmed at once.
+    #: Consecutive matches before a track is confirmed and reported, its birth counted (1:
+    #: reported from its first detection). Tracks born in the first frame are confirmed at once.
     min_hits: int = 2
+    #: Persistent low-score births: an unmatched detection scoring at least this but below
+    #: ``new_track_score`` starts a tentative track that needs ``low_birth_hits`` consecutive
+    #: matches (against detections from this score up) to be confirmed. Some detectors score
+    #: a whole person low for their whole visit (occluded, or an offline tracker's
+    #: interpolated boxes); clutter rarely persists that long (1: off).
+    low_birth_score: float = 1.0
+    low_birth_hits: int = 5
     #: Seconds a lost track is kept for IoU re-association before it is removed.
     max_lost_seconds: float = 2.0
     #: Observation-centric re-update: a track back after a gap replays it with at most this
@@ -163,6 +174,10 @@ class TrackerConfig:
     score_adaptation: bool = False
     score_quantile: float = 0.9
     score_reference: float = 0.9
+    #: Adaptation only lifts: a detector whose ``score_quantile`` reaches ``score_reference``
+    #: keeps its scores, so the thresholds apply as tuned; only a low or squeezed scale is
+    #: mapped up to the reference, once ``RAISE_MIN_SCORES`` scores have been seen.
+    score_raise_only: bool = False
 
 
 class _TrackTable:
@@ -268,7 +283,12 @@ class Tracker:
         if self.camera is not None:
             self.camera.reset()
         if self.config.score_adaptation:
-            self.score_scale = ScoreScale(self.config.score_quantile, self.config.score_reference)
+            self.score_scale = ScoreScale(
+                self.config.score_quantile,
+                self.config.score_reference,
+                raise_only=self.config.score_raise_only,
+                min_scores=RAISE_MIN_SCORES if self.config.score_raise_only else 1,
+            )
 
     #: Version of ``state_dict``'s layout; a state of another version is refused.
     STATE_VERSION = 1
@@ -406,8 +426,11 @@ class Tracker:
 
         match = np.full(len(t), -1)  # detection row matched to each track
         free = scores >= cfg.high_score  # confident detections not matched yet
+        weak = None  # with low-score births: the other detections from low_birth_score up
+        if cfg.low_birth_score < cfg.new_track_score:
+            weak = ~free & (scores >= cfg.low_birth_score)
         if len(t) and len(scores):
-            self._associate(match, free, xyxy, scores, emb, links, moved_back)
+            self._associate(match, free, xyxy, scores, emb, links, moved_back, weak)
 
         # Tracks missing for the first time keep their last observed state for the re-update.
         first_miss = (match < 0) & (t.last_frame == self._previous_frame)
@@ -432,6 +455,17 @@ class Tracker:
                 None if links is None else links[births],
             )
             match = np.concatenate([match, births])
+        if weak is not None:
+            weak_births = _where((free | weak) & (scores < cfg.new_track_score))
+            if len(weak_births):
+                self._start_tracks(
+                    xyxy[weak_births],
+                    scores[weak_births],
+                    None if emb is None else emb[weak_births],
+                    None if links is None else links[weak_births],
+                    hits_needed=cfg.low_birth_hits,
+                )
+                match = np.concatenate([match, weak_births])
         return self._report(match, xyxy, scores, emb, kept)
 
     # --- steps of update -------------------------------------------------------------
@@ -497,8 +531,9 @@ class Tracker:
         emb[rows] = vectors
         return emb
 
-    def _associate(self, match, free, xyxy, scores, emb, links, moved_back) -> None:
-        """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` as used.
+    def _associate(self, match, free, xyxy, scores, emb, links, moved_back, weak=None) -> None:
+        """Fill ``match`` (track -> detection row) stage by stage; clear ``free`` (and
+        ``weak``, the low-score detections tentative tracks may take) as used.
         ``moved_back``: the detections' boxes moved by the network's displacement to the
         previous frame (detectors with the displacement head), else None."""
         cfg, t = self.config, self._t
@@ -541,7 +576,7 @@ class Tracker:
         pool = _where((match < 0) & (status == CONFIRMED)) if len(dets) else dets
         if len(pool) and len(dets):
             cost = linked(iou_cost(pred[pool], xyxy[dets]), pool, dets)
-            self._assign(match, None, pool, dets, cost, self._gate(cfg.low_match_cost, True))
+            self._assign(match, weak, pool, dets, cost, self._gate(cfg.low_match_cost, True))
 
         # Stage 3: last observed box of unmatched confirmed/lost tracks vs confident ones left.
         if cfg.recovery_match_cost < 1.0:
@@ -551,18 +586,25 @@ class Tracker:
                 cost = iou_cost(_xyxy(t.last_box[pool]), xyxy[dets])
                 self._assign(match, free, pool, dets, cost, cfg.recovery_match_cost)
 
-        # Stage 4: tentative tracks vs confident detections left.
+        # Stage 4: tentative tracks vs confident detections left (and, with low-score
+        # births, the low-score ones from low_birth_score up).
         pool = _where(status == TENTATIVE)
-        dets = _where(free) if len(pool) else pool
+        left = free if weak is None else free | weak
+        dets = _where(left) if len(pool) else pool
         if len(pool) and len(dets):
             weights = None if fused is None else fused[dets]
+            if weights is not None and weak is not None:  # low scores: plain IoU, as stage 2
+                weights = np.where(weak[dets], 1.0, weights)
             cost = iou_cost(pred[pool], xyxy[dets], weights)
             if moved_back is not None:
                 # A tentative track has no velocity yet; the network's displacement is its
                 # motion: where the detection was a frame ago against where the track was.
                 seen = iou_cost(_xyxy(t.last_box[pool]), moved_back[dets], weights)
                 cost = np.minimum(cost, seen)
-            self._assign(match, free, pool, dets, cost, self._gate(cfg.tentative_match_cost, True))
+            self._assign(match, left, pool, dets, cost, self._gate(cfg.tentative_match_cost, True))
+            if weak is not None:
+                free &= left
+                weak &= left
 
         # Stage 5: re-identify long-lost tracks by appearance.
         if use_app:
@@ -694,12 +736,21 @@ class Tracker:
         scores: np.ndarray,
         emb: np.ndarray | None,
         links: np.ndarray | None = None,
+        hits_needed: int | None = None,
     ) -> None:
+        """New tracks; confirmed at once in the first frame or when ``min_hits`` is 1. With
+        ``hits_needed`` (low-score births) they are tentative and start their hit count that
+        much below ``min_hits``, so confirmation takes ``hits_needed`` consecutive matches."""
         t = self._t
         n = len(xyxy)
         boxes = _cxcywh(xyxy)
         mean, cov = self.kalman.initiate(boxes)
-        first = self._frame == 1 or self._previous_frame == 0
+        start_hits = 1
+        if hits_needed is None:
+            first = self._frame == 1 or self._previous_frame == 0 or self.config.min_hits <= 1
+        else:
+            first = False
+            start_hits = self.config.min_hits - hits_needed + 1
         ids = np.zeros(n, np.int64)
         if first:
             ids = np.arange(self._next_id, self._next_id + n)
@@ -709,7 +760,7 @@ class Tracker:
             {
                 "ids": ids,
                 "status": np.full(n, CONFIRMED if first else TENTATIVE, np.int8),
-                "hits": np.ones(n, np.int64),
+                "hits": np.full(n, start_hits, np.int64),
                 "misses": np.zeros(n, np.int64),
                 "last_frame": np.full(n, self._frame, np.int64),
                 "last_box": boxes,
