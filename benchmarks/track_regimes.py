@@ -125,12 +125,11 @@ def grid() -> list[TrackerConfig]:
 
 
 def low_birth_grid() -> list[TrackerConfig]:
-    """``LIFTED`` with persistent low-score births (``low_birth_score``, ``low_birth_hits``),
-    at the default start score and at 0.5."""
+    """``LIFTED`` with persistent low-score births (``low_birth_score``, ``low_birth_hits``,
+    ``low_birth_min_speed``)."""
     return [
-        dataclasses.replace(LIFTED, low_birth_score=b, low_birth_hits=n, high_score=h,
-                            new_track_score=round(h + 0.05, 2))
-        for h in (0.6, 0.5) for b in (0.3, 0.4, 0.5) for n in (3, 5, 8) if b < h
+        dataclasses.replace(LIFTED, low_birth_score=b, low_birth_hits=n, low_birth_min_speed=v)
+        for b in (0.4, 0.5) for n in (5, 8) for v in (0.0, 0.1, 0.25, 0.5)
     ]  # fmt: skip
 
 
@@ -151,7 +150,12 @@ def pools(specs: list[str]) -> list[TrackerConfig]:
 
 #: Fields added to ``TrackerConfig`` after scores were kept: left out of the key at their
 #: default, so a kept score stays under the key it was made with.
-LATER_FIELDS = {"score_raise_only": False, "low_birth_score": 1.0, "low_birth_hits": 5}
+LATER_FIELDS = {
+    "score_raise_only": False,
+    "low_birth_score": 1.0,
+    "low_birth_hits": 5,
+    "low_birth_min_speed": 0.0,
+}
 
 
 def key(config: TrackerConfig) -> str:

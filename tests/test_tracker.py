@@ -298,6 +298,24 @@ def test_low_score_births_track_a_person_scored_low_throughout_but_not_flicker()
     assert {int(i) for t in out for i in t.ids} == {1}
 
 
+def test_low_score_births_with_a_speed_floor_leave_a_static_sign_out():
+    """A sign scored 0.4 in every frame is as persistent as a walker; the speed floor tells
+    them apart, while the walker is still tracked."""
+
+    def run(cfg):
+        tr, ids = Tracker(cfg, frame_rate=10), []
+        tr.update(Detections.empty())
+        for k in range(20):
+            out = tr.update(dets(box(100 + 4 * k, 100), box(400, 300), scores=[0.4, 0.4]))
+            ids += [(int(i), int(d)) for i, d in zip(out.ids, out.det_index, strict=True)]
+        return ids
+
+    both = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5))
+    assert {d for _, d in both} == {0, 1}
+    walker = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5, low_birth_min_speed=0.2))
+    assert {d for _, d in walker} == {0} and len({i for i, _ in walker}) == 1
+
+
 def test_known_image_size_clips_public_detections_without_frames():
     tr = Tracker(TrackerConfig(output_kalman_box=False), image_size=(200, 100))
     out = tr.update(dets([-10, 20, 30, 140], [300, 10, 340, 60]))

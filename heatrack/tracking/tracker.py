@@ -109,6 +109,10 @@ class TrackerConfig:
     #: interpolated boxes); clutter rarely persists that long (1: off).
     low_birth_score: float = 1.0
     low_birth_hits: int = 5
+    #: ... and whose Kalman speed is then at least this many box heights per second: a sign
+    #: or a lamp that a detector scores low stands still, a person seen low for so long
+    #: mostly walks (0: no speed needed).
+    low_birth_min_speed: float = 0.0
     #: Seconds a lost track is kept for IoU re-association before it is removed.
     max_lost_seconds: float = 2.0
     #: Observation-centric re-update: a track back after a gap replays it with at most this
@@ -197,6 +201,7 @@ class _TrackTable:
         "score",
         "emb_frame",
         "tracklet",
+        "weak",
         "emb",
     )
 
@@ -215,6 +220,7 @@ class _TrackTable:
         self.score = np.zeros(0)
         self.emb_frame = np.zeros(0, np.int64)  # frame of the last appearance update
         self.tracklet = np.zeros(0, np.int64)  # detector tracklet of the last match, -1 none
+        self.weak = np.zeros(0, bool)  # born from a low-score detection (low_birth_score)
         self.emb: np.ndarray | None = None  # (N, D) once any embedding was seen
 
     def __len__(self) -> int:
@@ -291,7 +297,7 @@ class Tracker:
             )
 
     #: Version of ``state_dict``'s layout; a state of another version is refused.
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything ``update`` will read, as plain arrays (no Python objects): what
@@ -463,7 +469,7 @@ class Tracker:
                     scores[weak_births],
                     None if emb is None else emb[weak_births],
                     None if links is None else links[weak_births],
-                    hits_needed=cfg.low_birth_hits,
+                    weak=True,
                 )
                 match = np.concatenate([match, weak_births])
         return self._report(match, xyxy, scores, emb, kept)
@@ -680,6 +686,13 @@ class Tracker:
         t.misses[rows] = 0
         status = t.status[rows]
         confirm = (status == LOST) | ((status == TENTATIVE) & (hits >= cfg.min_hits))
+        weak = t.weak[rows]
+        if weak.any():  # low-score births: longer evidence, and motion where asked
+            proven = hits >= cfg.low_birth_hits
+            if cfg.low_birth_min_speed > 0:
+                speed = np.hypot(t.mean[rows, 4], t.mean[rows, 5]) * self.frame_rate
+                proven &= speed >= cfg.low_birth_min_speed * t.mean[rows, 3]
+            confirm &= ~weak | (status == LOST) | proven
         if not confirm.any():
             if emb is not None:
                 self._update_embeddings(rows, emb[d], scores[d])
@@ -736,21 +749,18 @@ class Tracker:
         scores: np.ndarray,
         emb: np.ndarray | None,
         links: np.ndarray | None = None,
-        hits_needed: int | None = None,
+        weak: bool = False,
     ) -> None:
         """New tracks; confirmed at once in the first frame or when ``min_hits`` is 1. With
-        ``hits_needed`` (low-score births) they are tentative and start their hit count that
-        much below ``min_hits``, so confirmation takes ``hits_needed`` consecutive matches."""
+        ``weak`` (low-score births) they are tentative until ``low_birth_hits`` consecutive
+        matches (see ``_apply_matches``)."""
         t = self._t
         n = len(xyxy)
         boxes = _cxcywh(xyxy)
         mean, cov = self.kalman.initiate(boxes)
-        start_hits = 1
-        if hits_needed is None:
-            first = self._frame == 1 or self._previous_frame == 0 or self.config.min_hits <= 1
-        else:
-            first = False
-            start_hits = self.config.min_hits - hits_needed + 1
+        first = not weak and (
+            self._frame == 1 or self._previous_frame == 0 or self.config.min_hits <= 1
+        )
         ids = np.zeros(n, np.int64)
         if first:
             ids = np.arange(self._next_id, self._next_id + n)
@@ -760,7 +770,7 @@ class Tracker:
             {
                 "ids": ids,
                 "status": np.full(n, CONFIRMED if first else TENTATIVE, np.int8),
-                "hits": np.full(n, start_hits, np.int64),
+                "hits": np.ones(n, np.int64),
                 "misses": np.zeros(n, np.int64),
                 "last_frame": np.full(n, self._frame, np.int64),
                 "last_box": boxes,
@@ -775,6 +785,7 @@ class Tracker:
                     np.int64,
                 ),
                 "tracklet": np.full(n, -1, np.int64) if links is None else links,
+                "weak": np.full(n, weak),
             }
         )
         if emb is not None or t.emb is not None:
