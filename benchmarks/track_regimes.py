@@ -53,8 +53,17 @@ from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: ``TrackerConfig``'s defaults before 2026-12-06, the centre every pool draws around (so the
+#: pools stay the same candidates whatever the defaults are now; today's defaults are the
+#: ``lowbirth`` candidate this protocol chose on every regime).
+CENTRE = TrackerConfig(
+    gate_fps_power=0.0, score_adaptation=False, score_quantile=0.9, score_raise_only=False,
+    low_birth_score=1.0, low_birth_hits=5, low_birth_min_speed=0.0,
+)  # fmt: skip
+
+
 def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerConfig]:
-    """The defaults (off and on adaptation), then ``n`` seeded draws around them (thresholds
+    """``CENTRE`` (off and on adaptation), then ``n`` seeded draws around it (thresholds
     kept consistent). Kinds: ``adaptive``, every draw with score adaptation at a high
     quantile; ``fps``, every draw also with a frame-rate gate (``gate_fps_power`` 0.5 or 1,
     on stage 1 or on every stage); ``raise``, every draw with lift-only adaptation
@@ -62,7 +71,7 @@ def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerCo
     power 0 or 1 first."""
     adaptive, fps, lift = "adaptive" in kinds, "fps" in kinds, "raise" in kinds
     rng = np.random.default_rng(seed)
-    base = TrackerConfig()
+    base = CENTRE
     out = [base, dataclasses.replace(base, score_adaptation=True)]
     if lift:
         out += [
@@ -106,7 +115,7 @@ def candidates(n: int, seed: int, kinds: tuple[str, ...] = ()) -> list[TrackerCo
 #: The defaults with lift-only adaptation (quantile 0.99) and the frame-rate gate (power 1):
 #: the centre of the ``grid`` and ``lowbirth`` pools.
 LIFTED = dataclasses.replace(
-    TrackerConfig(), score_adaptation=True, score_raise_only=True, score_quantile=0.99,
+    CENTRE, score_adaptation=True, score_raise_only=True, score_quantile=0.99,
     gate_fps_power=1.0,
 )  # fmt: skip
 
@@ -127,10 +136,13 @@ def grid() -> list[TrackerConfig]:
 def low_birth_grid() -> list[TrackerConfig]:
     """``LIFTED`` with persistent low-score births (``low_birth_score``, ``low_birth_hits``,
     ``low_birth_min_speed``)."""
+    first = [(b, n, v) for b in (0.4, 0.5) for n in (5, 8) for v in (0.0, 0.1, 0.25, 0.5)]
+    # then, around the best of those (speed 0.1 at 5 hits): fewer hits, nearer speeds
+    near = [(b, n, v) for b in (0.4, 0.5) for n in (3, 4) for v in (0.07, 0.1, 0.15)]
     return [
         dataclasses.replace(LIFTED, low_birth_score=b, low_birth_hits=n, low_birth_min_speed=v)
-        for b in (0.4, 0.5) for n in (5, 8) for v in (0.0, 0.1, 0.25, 0.5)
-    ]  # fmt: skip
+        for b, n, v in first + near
+    ]
 
 
 def pools(specs: list[str]) -> list[TrackerConfig]:

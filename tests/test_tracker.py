@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 
 import numpy as np
@@ -290,8 +291,9 @@ def test_low_score_births_track_a_person_scored_low_throughout_but_not_flicker()
             out.append(tr.update(dets(*boxes, scores=scores)))
         return out
 
-    assert sum(len(t) for t in run(TrackerConfig())) == 0
-    out = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5))
+    fixed = TrackerConfig(score_adaptation=False, low_birth_score=1.0)
+    assert sum(len(t) for t in run(fixed)) == 0
+    out = run(TrackerConfig(score_adaptation=False, low_birth_score=0.3, low_birth_hits=5))
     reported = [t.det_index.tolist() for t in out]
     assert reported[:4] == [[]] * 4  # tentative for the first four frames
     assert all(r == [0] for r in reported[4:])  # then the walker (row 0) only, one id
@@ -310,9 +312,10 @@ def test_low_score_births_with_a_speed_floor_leave_a_static_sign_out():
             ids += [(int(i), int(d)) for i, d in zip(out.ids, out.det_index, strict=True)]
         return ids
 
-    both = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5))
+    cfg = TrackerConfig(score_adaptation=False, low_birth_score=0.3, low_birth_hits=5)
+    both = run(dataclasses.replace(cfg, low_birth_min_speed=0.0))
     assert {d for _, d in both} == {0, 1}
-    walker = run(TrackerConfig(low_birth_score=0.3, low_birth_hits=5, low_birth_min_speed=0.2))
+    walker = run(dataclasses.replace(cfg, low_birth_min_speed=0.2))
     assert {d for _, d in walker} == {0} and len({i for i, _ in walker}) == 1
 
 
@@ -330,7 +333,7 @@ def test_score_adaptation_keeps_the_tracks_of_rescaled_scores(factor):
     set for the first scale lose them."""
     seq = render(SyntheticConfig(length=60, num_people=6, seed=5))
     dets = detections_from_gt(seq.gt, 60, seq.config.width, seq.config.height, NoiseModel(seed=1))
-    config = TrackerConfig(score_adaptation=True)
+    config = TrackerConfig(score_adaptation=True, score_raise_only=False, score_quantile=0.9)
 
     def run(scale, cfg):
         tracker, out = Tracker(cfg, frame_rate=25), []
@@ -344,7 +347,7 @@ def test_score_adaptation_keeps_the_tracks_of_rescaled_scores(factor):
     for (ids_a, box_a), (ids_b, box_b) in zip(base, scaled, strict=True):
         np.testing.assert_array_equal(ids_a, ids_b)
         np.testing.assert_allclose(box_a, box_b)
-    fixed = TrackerConfig()
+    fixed = TrackerConfig(score_adaptation=False, low_birth_score=1.0)
     assert sum(len(i) for i, _ in run(factor, fixed)) < 0.7 * sum(len(i) for i, _ in run(1, fixed))
 
 
@@ -369,19 +372,20 @@ def test_raise_only_adaptation_lifts_low_scales_and_leaves_a_reaching_scale_alon
             np.testing.assert_allclose(box_a, box_b)
             np.testing.assert_allclose(sc_a, sc_b, rtol=1e-5)
 
-    lifting = TrackerConfig(score_adaptation=True, score_raise_only=True)
-    same(run(1.0, lifting), run(1.0, TrackerConfig()))
+    lifting = TrackerConfig(score_adaptation=True, score_raise_only=True, low_birth_score=1.0)
+    fixed = dataclasses.replace(lifting, score_adaptation=False)
+    same(run(1.0, lifting), run(1.0, fixed))
     same(run(0.5, lifting), run(0.3, lifting))
     low = run(0.4, lifting)
     assert sum(len(i) for i, *_ in low) > 0.8 * sum(len(i) for i, *_ in run(1.0, lifting))
-    assert sum(len(i) for i, *_ in run(0.4, TrackerConfig())) < 0.7 * sum(len(i) for i, *_ in low)
+    assert sum(len(i) for i, *_ in run(0.4, fixed)) < 0.7 * sum(len(i) for i, *_ in low)
 
 
 def test_score_adaptation_state_resumes_exactly():
     rng = np.random.default_rng(0)
     frames = [Detections(np.array([[10.0 + f, 10, 40 + f, 90]]), rng.uniform(0.2, 0.5, 1))
               for f in range(30)]  # fmt: skip
-    config = TrackerConfig(score_adaptation=True)
+    config = TrackerConfig(score_adaptation=True, score_raise_only=False)
     whole = Tracker(config)
     first = Tracker(config)
     for d in frames[:15]:
@@ -463,6 +467,8 @@ def test_fps_gate_follows_a_fast_walker_at_a_low_frame_rate_only_when_on():
 
     on = reported(TrackerConfig(gate_fps_power=1.0), 7.5)
     assert on == [[1]] * 15
-    off = reported(TrackerConfig(), 7.5)
+    off = reported(TrackerConfig(gate_fps_power=0.0), 7.5)
     assert sum(len(i) for i in off) < 5
-    assert reported(TrackerConfig(gate_fps_power=1.0), 30.0) == reported(TrackerConfig(), 30.0)
+    assert reported(TrackerConfig(gate_fps_power=1.0), 30.0) == reported(
+        TrackerConfig(gate_fps_power=0.0), 30.0
+    )

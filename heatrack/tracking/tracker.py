@@ -90,7 +90,7 @@ class TrackerConfig:
     #: The IoU thresholds above hold at ``gate_reference_fps``; at a lower frame rate people
     #: move further between frames, so the overlap a match needs, 1 - cost, is scaled by
     #: (fps / gate_reference_fps) ** ``gate_fps_power`` (0: the same at every frame rate).
-    gate_fps_power: float = 0.0
+    gate_fps_power: float = 1.0
     gate_reference_fps: float = 30.0
     #: The frame-rate scaling applies to the stage-2 and stage-4 gates too (else stage 1 only).
     gate_all_stages: bool = False
@@ -107,12 +107,12 @@ class TrackerConfig:
     #: matches (against detections from this score up) to be confirmed. Some detectors score
     #: a whole person low for their whole visit (occluded, or an offline tracker's
     #: interpolated boxes); clutter rarely persists that long (1: off).
-    low_birth_score: float = 1.0
-    low_birth_hits: int = 5
+    low_birth_score: float = 0.5
+    low_birth_hits: int = 3
     #: ... and whose Kalman speed is then at least this many box heights per second: a sign
     #: or a lamp that a detector scores low stands still, a person seen low for so long
     #: mostly walks (0: no speed needed).
-    low_birth_min_speed: float = 0.0
+    low_birth_min_speed: float = 0.07
     #: Seconds a lost track is kept for IoU re-association before it is removed.
     max_lost_seconds: float = 2.0
     #: Observation-centric re-update: a track back after a gap replays it with at most this
@@ -175,13 +175,13 @@ class TrackerConfig:
     #: mapped by the running ``score_quantile`` of the video's own scores to
     #: ``score_reference``, so one set of thresholds serves detectors of different scales
     #: (scores times a constant give the same tracks). Reported scores are the mapped ones.
-    score_adaptation: bool = False
-    score_quantile: float = 0.9
+    score_adaptation: bool = True
+    score_quantile: float = 0.99
     score_reference: float = 0.9
     #: Adaptation only lifts: a detector whose ``score_quantile`` reaches ``score_reference``
     #: keeps its scores, so the thresholds apply as tuned; only a low or squeezed scale is
     #: mapped up to the reference, once ``RAISE_MIN_SCORES`` scores have been seen.
-    score_raise_only: bool = False
+    score_raise_only: bool = True
 
 
 class _TrackTable:
