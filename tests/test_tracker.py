@@ -472,3 +472,14 @@ def test_fps_gate_follows_a_fast_walker_at_a_low_frame_rate_only_when_on():
     assert reported(TrackerConfig(gate_fps_power=1.0), 30.0) == reported(
         TrackerConfig(gate_fps_power=0.0), 30.0
     )
+
+
+def test_score_scale_count_shortcut_never_disagrees_with_the_quantile():
+    from heatrack.tracking.scores import _reaches
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        values = np.round(rng.uniform(0, 1, int(rng.integers(1, 60))), 2)
+        q, level = float(rng.choice([0.5, 0.9, 0.99])), float(rng.choice([0.5, 0.9, 0.95]))
+        if _reaches(values, q, level):
+            assert np.quantile(values, q) >= level

@@ -52,6 +52,8 @@ class ScoreScale:
         seen = self._scores[: min(self._count, self.window)]
         if len(seen) < max(self.min_scores, 1):
             return scores
+        if self.raise_only and _reaches(seen, self.quantile, self.reference):
+            return scores  # the common case, decided by a count instead of a partial sort
         q = _quantile(seen, self.quantile)
         if q <= 0 or (self.raise_only and q >= self.reference):
             return scores
@@ -75,3 +77,11 @@ def _quantile(values: np.ndarray, q: float) -> float:
     hi = min(lo + 1, len(values) - 1)
     part = np.partition(values, (lo, hi))
     return float(part[lo] + (part[hi] - part[lo]) * (at - lo))
+
+
+def _reaches(values: np.ndarray, q: float, level: float) -> bool:
+    """Whether ``np.quantile(values, q) >= level`` is sure from a count alone: the order
+    statistic below the interpolation point is already at ``level`` (else ``_quantile``
+    decides)."""
+    lo = int(q * (len(values) - 1))
+    return int(np.count_nonzero(values < level)) <= lo
