@@ -453,25 +453,20 @@ class Tracker:
             t.keep(~dead)
             match = match[~dead]
         births = _where(free & (scores >= cfg.new_track_score))
+        born_weak = np.zeros(len(births), bool)
+        if weak is not None:  # then the low-score births, after the confident ones
+            low = _where((free | weak) & (scores < cfg.new_track_score))
+            births = np.concatenate([births, low])
+            born_weak = np.concatenate([born_weak, np.ones(len(low), bool)])
         if len(births):
             self._start_tracks(
                 xyxy[births],
                 scores[births],
                 None if emb is None else emb[births],
                 None if links is None else links[births],
+                born_weak,
             )
             match = np.concatenate([match, births])
-        if weak is not None:
-            weak_births = _where((free | weak) & (scores < cfg.new_track_score))
-            if len(weak_births):
-                self._start_tracks(
-                    xyxy[weak_births],
-                    scores[weak_births],
-                    None if emb is None else emb[weak_births],
-                    None if links is None else links[weak_births],
-                    weak=True,
-                )
-                match = np.concatenate([match, weak_births])
         return self._report(match, xyxy, scores, emb, kept)
 
     # --- steps of update -------------------------------------------------------------
@@ -749,27 +744,28 @@ class Tracker:
         scores: np.ndarray,
         emb: np.ndarray | None,
         links: np.ndarray | None = None,
-        weak: bool = False,
+        weak: np.ndarray | None = None,
     ) -> None:
-        """New tracks; confirmed at once in the first frame or when ``min_hits`` is 1. With
-        ``weak`` (low-score births) they are tentative until ``low_birth_hits`` consecutive
-        matches (see ``_apply_matches``)."""
+        """New tracks; confirmed at once in the first frame or when ``min_hits`` is 1. Rows
+        marked ``weak`` (low-score births) stay tentative until ``low_birth_hits``
+        consecutive matches (see ``_apply_matches``)."""
         t = self._t
         n = len(xyxy)
+        weak = np.zeros(n, bool) if weak is None else weak
         boxes = _cxcywh(xyxy)
         mean, cov = self.kalman.initiate(boxes)
-        first = not weak and (
-            self._frame == 1 or self._previous_frame == 0 or self.config.min_hits <= 1
-        )
+        at_once = self._frame == 1 or self._previous_frame == 0 or self.config.min_hits <= 1
+        first = ~weak & at_once
         ids = np.zeros(n, np.int64)
-        if first:
-            ids = np.arange(self._next_id, self._next_id + n)
-            self._next_id += n
+        n_first = int(first.sum())
+        if n_first:
+            ids[first] = np.arange(self._next_id, self._next_id + n_first)
+            self._next_id += n_first
         old_n = len(t)
         t.extend(
             {
                 "ids": ids,
-                "status": np.full(n, CONFIRMED if first else TENTATIVE, np.int8),
+                "status": np.where(first, CONFIRMED, TENTATIVE).astype(np.int8),
                 "hits": np.ones(n, np.int64),
                 "misses": np.zeros(n, np.int64),
                 "last_frame": np.full(n, self._frame, np.int64),
@@ -785,7 +781,7 @@ class Tracker:
                     np.int64,
                 ),
                 "tracklet": np.full(n, -1, np.int64) if links is None else links,
-                "weak": np.full(n, weak),
+                "weak": weak,
             }
         )
         if emb is not None or t.emb is not None:
