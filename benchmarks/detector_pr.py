@@ -23,7 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detector_sources import ROOT, YOLOX, cached, frames_of, heatrack_rows  # noqa: E402
 
 from heatrack.boxes import iou_matrix  # noqa: E402
-from heatrack.eval.detection import APConfig, evaluate_detections, match_frame  # noqa: E402
+from heatrack.eval.detection import (  # noqa: E402
+    APConfig,
+    evaluate_detections,
+    match_frame,
+    scored_boxes,
+)
 from heatrack.inference import Detector, InferenceConfig  # noqa: E402
 from heatrack.models.decode import DecodeConfig  # noqa: E402
 from heatrack.models.yolox import YoloxPeople  # noqa: E402
@@ -32,16 +37,17 @@ IOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
 RECALLS = (0.5, 0.7, 0.8, 0.9, 0.93)
 
 
-def labelled(gt_rows, dets, cfg: APConfig | None = None):
-    """(scores, labels 1/0, false boxes as (score, IoU with any gt row)) of one frame."""
-    cfg = cfg or APConfig()
-    ped, visible = gt_rows.pedestrian_mask(), gt_rows.visibility >= cfg.min_visibility
-    pos = gt_rows.xyxy[ped & visible]
-    ignore = gt_rows.xyxy[gt_rows.ignore_mask() | (ped & ~visible)]
-    labels = match_frame(dets.xyxy, dets.conf, pos, ignore, cfg)
+def labelled(gt_rows, dets):
+    """(scores, labels 1/0, false boxes as (score, IoU with any gt row), gt to find) of one
+    frame; ``gt_rows`` or ``dets`` may be None (nothing there)."""
+    pos, ignore = scored_boxes(gt_rows)
+    if dets is None or len(dets) == 0:
+        return np.zeros(0), np.zeros(0, np.int64), [], len(pos)
+    labels = match_frame(dets.xyxy, dets.conf, pos, ignore)
     false = labels == 0
-    near = iou_matrix(dets.xyxy[false], gt_rows.xyxy).max(axis=1) if len(gt_rows) else None
-    near = np.zeros(int(false.sum())) if near is None else near
+    near = np.zeros(int(false.sum()))
+    if gt_rows is not None and len(gt_rows):
+        near = iou_matrix(dets.xyxy[false], gt_rows.xyxy).max(axis=1)
     keep = labels >= 0
     return dets.conf[keep], labels[keep], list(zip(dets.conf[false], near, strict=True)), len(pos)
 
@@ -80,11 +86,7 @@ def main() -> None:
         by = dict(rows.by_frame())
         scores, labels, false, n_gt = [], [], [], 0
         for f in done:
-            d = by.get(f)
-            if d is None or f not in gt_by:
-                n_gt += 0 if f not in gt_by else int(gt_by[f].pedestrian_mask().sum())
-                continue
-            s, lab, fa, n = labelled(gt_by[f], d)
+            s, lab, fa, n = labelled(gt_by.get(f), by.get(f))
             scores.append(s)
             labels.append(lab)
             false += fa

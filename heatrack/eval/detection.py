@@ -40,6 +40,16 @@ def _ioa(det: np.ndarray, regions: np.ndarray) -> np.ndarray:
     return inter / area[:, None]
 
 
+def scored_boxes(gt: MotRows | None, cfg: APConfig = APConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's gt as (pedestrians a detector must find, regions it is not judged on),
+    both xyxy."""
+    if gt is None:
+        return np.zeros((0, 4)), np.zeros((0, 4))
+    ped = gt.pedestrian_mask()
+    visible = gt.visibility >= cfg.min_visibility
+    return gt.xyxy[ped & visible], gt.xyxy[gt.ignore_mask() | (ped & ~visible)]
+
+
 def match_frame(det_xyxy, det_scores, gt_xyxy, ignore_xyxy, cfg: APConfig = APConfig()):
     """Label one frame's detections: 1 true positive, 0 false positive, -1 ignored."""
     order = np.argsort(-np.asarray(det_scores), kind="stable")
@@ -91,14 +101,7 @@ def evaluate_detections(
     frames = sorted(gt_by) if frames is None else list(frames)
     all_scores, all_labels, n_gt = [], [], 0
     for f in frames:
-        g = gt_by.get(f)
-        if g is None:
-            pos = ign = np.zeros((0, 4))
-        else:
-            ped = g.pedestrian_mask()
-            visible = g.visibility >= cfg.min_visibility
-            pos = g.xyxy[ped & visible]
-            ign = g.xyxy[g.ignore_mask() | (ped & ~visible)]
+        pos, ign = scored_boxes(gt_by.get(f), cfg)
         n_gt += len(pos)
         d = det_by.get(f)
         if d is None or len(d) == 0:
