@@ -3,8 +3,8 @@
 What the lift-only score adaptation and the low-score births of today's ``TrackerConfig``
 cost per frame: both configs track every sequence of each regime (``benchmarks/regimes.py``)
 in turn, ``--repeat`` times, interleaved so that a busy machine slows both alike; the figure
-is frames per second of CPU time inside ``update``, best run. No peers here: their speed
-against heatrack's is ``track_regimes.py`` / ``track_peers.py``.
+is frames per second of time inside ``update`` (``track_peers.run_tracker``), best run. No
+peers here: their speed against heatrack's is ``track_regimes.py`` / ``track_peers.py``.
 
     python benchmarks/track_defaults_speed.py --regimes mot15 yolox mot17-shifted-low
 """
@@ -13,38 +13,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from regimes import NAMES, load_regime  # noqa: E402
+from track_peers import Heatrack, run_tracker  # noqa: E402
 from track_regimes import CENTRE  # noqa: E402
 
-from heatrack.tracking.tracker import Tracker, TrackerConfig  # noqa: E402
-from heatrack.types import Detections  # noqa: E402
-
-
-def frames_of(regime: str) -> list[tuple[float, list[Detections]]]:
-    out = []
-    for _, _, dets, info in load_regime(regime):
-        by = dict(dets.by_frame())
-        out.append((info.frame_rate, [
-            Detections(xyxy=by[f].xyxy, scores=by[f].conf) if f in by else Detections.empty()
-            for f in range(1, info.length + 1)
-        ]))  # fmt: skip
-    return out
+from heatrack.tracking.tracker import TrackerConfig  # noqa: E402
 
 
 def update_fps(config: TrackerConfig, sequences) -> float:
     seconds, frames = 0.0, 0
-    for fps, per_frame in sequences:
-        tracker = Tracker(config, frame_rate=fps)
-        for dets in per_frame:
-            t0 = time.process_time()
-            tracker.update(dets)
-            seconds += time.process_time() - t0
-            frames += 1
+    for _, _, dets, info in sequences:
+        _, spent, n = run_tracker(Heatrack(config), dets, info)
+        seconds, frames = seconds + spent, frames + n
     return frames / seconds
 
 
@@ -59,7 +43,7 @@ def main() -> None:
     print("| regime | defaults before 2026-12-06 | today's defaults | ratio |")
     print("|---|---:|---:|---:|")
     for regime in args.regimes:
-        sequences = frames_of(regime)
+        sequences = load_regime(regime)
         old, new = [], []
         for _ in range(args.repeat):
             old.append(update_fps(CENTRE, sequences))
