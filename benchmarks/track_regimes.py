@@ -124,9 +124,8 @@ def grid() -> list[TrackerConfig]:
     """``LIFTED`` over the thresholds the random pools showed to trade one regime against
     another: the start score (high = new-track score - 0.05), the stage-2 gate, min_hits and
     the lost time."""
-    base = LIFTED
     return [
-        dataclasses.replace(base, high_score=h, new_track_score=round(h + 0.05, 2),
+        dataclasses.replace(LIFTED, high_score=h, new_track_score=round(h + 0.05, 2),
                             low_match_cost=lm, min_hits=mh, max_lost_seconds=lost)
         for h in (0.4, 0.45, 0.5, 0.55, 0.6) for lm in (0.3, 0.5) for mh in (1, 2)
         for lost in (2.0, 3.0)
